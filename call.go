@@ -1,0 +1,202 @@
+package xdrretry
+
+import (
+	"context"
+	"errors"
+	"math"
+	"net/http"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/hashicorp/go-retryablehttp"
+)
+
+// callKey finds the call in a request's context.
+type callKey struct{}
+
+// call is the state of one RoundTrip. It is the context of every attempt,
+// so that retryablehttp's hooks, which see only the request or its
+// context, can find it without a second allocation.
+type call struct {
+	context.Context // the caller's context
+
+	t      *Transport
+	out    http.Request          // the copy of req that is sent
+	rreq   retryablehttp.Request // wraps out for retryablehttp
+	req    *http.Request         // the caller's request, never modified
+	header http.Header           // the header that the latest attempt sent
+
+	attempts    int
+	retries     int  // retries of transient failures so far
+	refreshed   bool // the one refresh of this request was used
+	refreshNext bool // the next attempt needs a new token
+	rejected    string
+	wait        time.Duration // wait before the next attempt
+	backoff     *backoff.ExponentialBackOff
+
+	last    *Error    // the latest failed attempt
+	history []Attempt // failed attempts before last
+	final   *Error    // set when the request has failed for good
+}
+
+func (c *call) Value(key any) any {
+	if key == (callKey{}) {
+		return c
+	}
+	return c.Context.Value(key)
+}
+
+func callFrom(ctx context.Context) *call {
+	c, _ := ctx.Value(callKey{}).(*call)
+	return c
+}
+
+// record makes v the latest failed attempt and moves the previous one to
+// the history.
+func (c *call) record(v verdict, err error) {
+	if c.last != nil {
+		c.history = append(c.history, Attempt{
+			StatusCode: c.last.StatusCode,
+			Code:       c.last.Code,
+			TrackingID: c.last.TrackingID,
+			Err:        c.last.Err,
+			Wait:       c.wait,
+		})
+	}
+	c.wait = 0
+	info := v.info
+	c.last = &Error{
+		StatusCode:      info.statusCode,
+		Code:            info.code,
+		Message:         info.message,
+		Target:          info.target,
+		InnerCode:       info.innerCode,
+		TrackingID:      info.trackingID,
+		ClientRequestID: info.clientRequestID,
+		Challenge:       info.challenge,
+		Snippet:         info.snippet,
+		Err:             err,
+		transient:       v.action == actionRetry,
+	}
+}
+
+// planRetry decides whether a transient failure is retried and how long
+// to wait first.
+func (c *call) planRetry(v verdict, err error) (bool, error) {
+	p := &c.t.policy
+	if c.retries >= p.maxRetries {
+		r := reasonExhausted
+		if p.maxRetries == 0 {
+			r = reasonFailFast
+		}
+		c.final = c.newError(c.stopReason(r, err), err)
+		return false, nil
+	}
+
+	if c.backoff == nil {
+		c.backoff = p.newBackoff()
+	}
+	timeLeft := time.Duration(math.MaxInt64)
+	if deadline, ok := c.Deadline(); ok {
+		timeLeft = deadline.Sub(c.t.now())
+	}
+	wait, ok := p.retryWait(v, c.backoff.NextBackOff(), timeLeft)
+	if !ok {
+		e := c.newError(reasonWait, err)
+		e.RetryAfter = wait
+		c.final = e
+		return false, nil
+	}
+
+	c.retries++
+	c.wait = wait
+	c.notify(false)
+	return true, nil
+}
+
+// planRefresh decides whether a 401 is retried with a new token.
+func (c *call) planRefresh() (bool, error) {
+	switch {
+	case c.t.policy.refresh == nil:
+		c.final = c.newError(reasonRefresh, errNoRefresh)
+		return false, nil
+	case c.refreshed:
+		c.final = c.newError(reasonRefresh, errSecond401)
+		return false, nil
+	}
+	c.refreshed = true
+	c.refreshNext = true
+	c.rejected = bearerToken(c.header)
+	c.notify(true)
+	return true, nil
+}
+
+// notify tells the retry hook and the logger about the planned retry.
+func (c *call) notify(refresh bool) {
+	p := &c.t.policy
+	if p.onRetry == nil && p.logger == nil {
+		return
+	}
+	ev := RetryEvent{
+		Request:    c.req,
+		Attempt:    c.attempts,
+		Wait:       c.wait,
+		StatusCode: c.last.StatusCode,
+		Code:       c.last.Code,
+		TrackingID: c.last.TrackingID,
+		Err:        c.last.Err,
+		Refresh:    refresh,
+	}
+	if p.onRetry != nil {
+		p.onRetry(ev)
+	}
+	c.t.logRetry(c, ev)
+}
+
+// stopReason returns reasonCanceled when the request's context has ended
+// or err comes from it, else r.
+func (c *call) stopReason(r reason, err error) reason {
+	if c.Context.Err() != nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return reasonCanceled
+	}
+	return r
+}
+
+// newError returns the final error: the latest failed attempt with the
+// request, the attempt count, the history and the cause.
+func (c *call) newError(r reason, cause error) *Error {
+	e := c.last
+	if e == nil {
+		e = &Error{}
+	}
+	e.Method = c.req.Method
+	e.URL = redactURL(c.req.URL)
+	e.Attempts = c.attempts
+	e.History = c.history
+	e.reason = r
+	if cause != nil {
+		e.Err = cause
+	}
+	c.t.logGiveUp(c, e)
+	return e
+}
+
+// describeLast returns a copy of the latest failed attempt, filled in as a
+// final error would be, for the refresh function.
+func (c *call) describeLast() *Error {
+	e := *c.last
+	e.Method = c.req.Method
+	e.URL = redactURL(c.req.URL)
+	e.Attempts = c.attempts
+	e.History = append([]Attempt(nil), c.history...)
+	e.reason = reasonRefresh
+	return &e
+}
+
+// fail records a failure that has no response of its own to describe.
+func (c *call) fail(r reason, err error) *Error {
+	if c.final == nil {
+		c.final = c.newError(r, err)
+	}
+	return c.final
+}

@@ -1,0 +1,139 @@
+package xdrretry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+)
+
+// refreshTimeout bounds one call of the refresh function. The call runs
+// apart from the request that started it, so that one caller giving up does
+// not fail the others that wait for the same token.
+const refreshTimeout = time.Minute
+
+// maxReplacements bounds the rejected-token table.
+const maxReplacements = 32
+
+// Errors of the refresh step, wrapped in the Unauthorized [Error].
+var (
+	errNoRefresh    = errors.New("no token refresh function is set")
+	errEmptyToken   = errors.New("token refresh returned an empty token")
+	errSameToken    = errors.New("token refresh returned the rejected token")
+	errSecond401    = errors.New("the refreshed token was rejected too")
+	errRefreshPanic = errors.New("token refresh panicked")
+)
+
+// tokens runs token refreshes and remembers which token replaced which.
+type tokens struct {
+	refresh RefreshFunc
+	group   singleflight.Group
+
+	mu       sync.Mutex
+	replaced map[string]string // rejected token -> its newest replacement
+	count    atomic.Int32      // len(replaced), read without the lock
+}
+
+// current returns the replacement for a rejected token, if there is one.
+func (t *tokens) current(token string) (string, bool) {
+	if t.count.Load() == 0 || token == "" {
+		return "", false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	fresh, ok := t.replaced[token]
+	return fresh, ok
+}
+
+// remember records that fresh replaces rejected, and that it also replaces
+// every older token that rejected had replaced.
+func (t *tokens) remember(rejected, fresh string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.replaced == nil {
+		t.replaced = make(map[string]string)
+	}
+	for old, repl := range t.replaced {
+		if repl == rejected {
+			t.replaced[old] = fresh
+		}
+	}
+	if _, ok := t.replaced[rejected]; !ok && len(t.replaced) >= maxReplacements {
+		for old := range t.replaced {
+			delete(t.replaced, old)
+			break
+		}
+	}
+	t.replaced[rejected] = fresh
+	delete(t.replaced, fresh)
+	t.count.Store(int32(len(t.replaced)))
+}
+
+// get returns a token to replace rejected. Requests rejected with the same
+// token share one call of the refresh function; a token that was already
+// replaced is answered from the table without a call.
+func (t *tokens) get(ctx context.Context, rejected string, cause *Error) (string, error) {
+	if t.refresh == nil {
+		return "", errNoRefresh
+	}
+	if fresh, ok := t.current(rejected); ok {
+		return fresh, nil
+	}
+
+	// The key is the rejected token itself. It stays in memory only and is
+	// never logged.
+	ch := t.group.DoChan(rejected, func() (any, error) {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refreshTimeout)
+		defer cancel()
+		fresh, err := t.call(rctx, cause)
+		if err != nil {
+			return "", err
+		}
+		switch fresh {
+		case "":
+			return "", errEmptyToken
+		case rejected:
+			return "", errSameToken
+		}
+		t.remember(rejected, fresh)
+		return fresh, nil
+	})
+
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return "", res.Err
+		}
+		return res.Val.(string), nil
+	case <-ctx.Done():
+		return "", context.Cause(ctx)
+	}
+}
+
+// call runs the refresh function and turns a panic into an error, because
+// a panic in singleflight's goroutine would end the program. cause is a
+// copy, so the function cannot change the error that the request returns.
+func (t *tokens) call(ctx context.Context, cause *Error) (token string, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %v", errRefreshPanic, r)
+		}
+	}()
+	return t.refresh(ctx, cause)
+}
+
+// bearerToken returns the token of an "Authorization: Bearer" header, or "".
+func bearerToken(h http.Header) string {
+	auth := h.Get("Authorization")
+	scheme, token, ok := strings.Cut(auth, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(token)
+}

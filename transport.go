@@ -1,0 +1,328 @@
+package xdrretry
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/hashicorp/go-retryablehttp"
+)
+
+// Transport is an [http.RoundTripper] that retries the transient failures
+// of the Defender XDR, Defender for Endpoint and Microsoft Graph security
+// APIs and turns the others into an [*Error].
+//
+// Unlike a plain RoundTripper, it reads the status and the error body of
+// each response:
+//   - 429, 500, 502, 503 and 504, and network failures before a response,
+//     are retried with jittered exponential backoff. Retry-After is a
+//     minimum wait; a wait longer than the maximum wait, or past the
+//     request's deadline, ends the request at once.
+//   - 401 calls the refresh function and sends the request once more with
+//     the new token.
+//   - Any other status of 400 or above fails at once.
+//
+// In each failure case RoundTrip returns a nil response and an *Error, so
+// that errors.As finds it in what [http.Client.Do] returns. Responses below
+// 400 are returned as they arrive, with the body unread.
+//
+// The caller's request is never modified. A body is sent again from
+// Request.GetBody when it is set, else from a copy in memory. A Transport
+// is safe for concurrent use.
+type Transport struct {
+	base   http.RoundTripper
+	policy policy
+	client *retryablehttp.Client
+	tokens tokens
+
+	// now and sleep are the clock, replaced in tests.
+	now   func() time.Time
+	sleep func(ctx context.Context, d time.Duration) error
+}
+
+// retryLoopLimit is retryablehttp's RetryMax. The transport's own counts
+// decide when to stop; this only keeps retryablehttp from stopping first.
+const retryLoopLimit = 1 << 20
+
+// New returns a Transport that sends requests through base, or through
+// [http.DefaultTransport] when base is nil.
+func New(base http.RoundTripper, opts ...Option) *Transport {
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	t := &Transport{base: base, policy: defaultPolicy(), now: time.Now, sleep: sleepContext}
+	for _, opt := range opts {
+		opt(&t.policy)
+	}
+	t.tokens.refresh = t.policy.refresh
+
+	t.client = &retryablehttp.Client{
+		HTTPClient: &http.Client{
+			// retryablehttp calls CloseIdleConnections on every failed
+			// return, which would cost the pool its connections on each
+			// fail-fast error. The shim hides the method from it.
+			Transport: keepIdle{base},
+			// Redirects belong to the caller's client.
+			CheckRedirect: func(*http.Request, []*http.Request) error {
+				return http.ErrUseLastResponse
+			},
+		},
+		RetryMax:     retryLoopLimit,
+		CheckRetry:   t.checkRetry,
+		Backoff:      noBackoff,
+		PrepareRetry: t.prepareRetry,
+		ErrorHandler: closeOnError,
+		// Logger stays nil: retryablehttp's default logger writes to stderr.
+	}
+	return t
+}
+
+// RoundTrip sends req, retrying as the Transport's documentation says.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	c := &call{Context: req.Context(), t: t, req: req}
+	// The copy lives inside the call: WithContext's result does not escape,
+	// so this costs no allocation of its own.
+	c.out = *req.WithContext(c)
+	out := &c.out
+	if out.Host == out.URL.Host {
+		// An empty Host means URL.Host and sends the same Host header; it
+		// spares the inner http.Client a copy of the URL.
+		out.Host = ""
+	}
+	t.replaceRejectedToken(out)
+	c.header = out.Header
+
+	var body *requestBody
+	if req.Body != nil && req.Body != http.NoBody {
+		var err error
+		body, err = newRequestBody(req, t.policy.maxRetries > 0 || t.policy.refresh != nil)
+		if err != nil {
+			return nil, c.fail(reasonRequest, err)
+		}
+		out.Body = nil
+	}
+
+	// The call holds the retryablehttp.Request, which saves an allocation
+	// over retryablehttp.FromRequest and does the same for a nil body.
+	c.rreq.Request = out
+	if body != nil {
+		err := c.rreq.SetBody(retryablehttp.ReaderFunc(body.next))
+		// SetBody guesses these from the first body; the caller's are exact.
+		out.ContentLength = req.ContentLength
+		out.GetBody = body.getBody
+		if err != nil {
+			body.close()
+			return nil, c.fail(reasonRequest, err)
+		}
+	}
+
+	resp, err := t.client.Do(&c.rreq)
+	body.close()
+	switch {
+	case c.final != nil:
+		if resp != nil {
+			resp.Body.Close()
+		}
+		return nil, c.final
+	case err != nil:
+		// retryablehttp returns without consulting CheckRetry when the
+		// context ends during its own timer or when a body cannot be
+		// rewound.
+		return nil, c.fail(c.stopReason(reasonRequest, err), err)
+	}
+	// The response belongs to the caller's request, not to the copy.
+	resp.Request = req
+	return resp, nil
+}
+
+// CloseIdleConnections closes the idle connections of the base transport,
+// if it has that method.
+func (t *Transport) CloseIdleConnections() {
+	if ci, ok := t.base.(interface{ CloseIdleConnections() }); ok {
+		ci.CloseIdleConnections()
+	}
+}
+
+// replaceRejectedToken swaps a bearer token that a 401 already rejected for
+// its replacement, cloning the header first.
+func (t *Transport) replaceRejectedToken(out *http.Request) {
+	if t.tokens.count.Load() == 0 {
+		return
+	}
+	fresh, ok := t.tokens.current(bearerToken(out.Header))
+	if !ok {
+		return
+	}
+	out.Header = out.Header.Clone()
+	out.Header.Set("Authorization", "Bearer "+fresh)
+}
+
+// checkRetry is retryablehttp's CheckRetry. It classifies each attempt and
+// records the decision in the call. It never returns true without a wait
+// planned, and never returns an error: a final failure is returned as a
+// success to retryablehttp, which then keeps the connection pool intact,
+// and RoundTrip turns it into c.final.
+func (t *Transport) checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
+	c := callFrom(ctx)
+	if c == nil {
+		return false, nil
+	}
+	c.attempts++
+	if err == nil && resp.StatusCode < 400 {
+		return false, nil
+	}
+
+	var v verdict
+	if err != nil {
+		v.action = classifyError(c.Context, err)
+		err = unwrapURLError(err)
+	} else {
+		v = classifyResponse(resp.StatusCode, resp.Header, readErrorBody(resp), t.now())
+	}
+	c.record(v, err)
+
+	switch v.action {
+	case actionRetry:
+		return c.planRetry(v, err)
+	case actionRefresh:
+		return c.planRefresh()
+	default:
+		c.final = c.newError(c.stopReason(reasonFailFast, err), err)
+		return false, nil
+	}
+}
+
+// prepareRetry is retryablehttp's PrepareRetry: it waits the planned time,
+// then fetches a new token if the last attempt was a 401. An error here
+// ends the request.
+func (t *Transport) prepareRetry(req *http.Request) error {
+	c := callFrom(req.Context())
+	if c == nil {
+		return nil
+	}
+	if err := t.sleep(c.Context, c.wait); err != nil {
+		c.final = c.newError(reasonCanceled, err)
+		return err
+	}
+	if !c.refreshNext {
+		return nil
+	}
+	c.refreshNext = false
+
+	token, err := t.tokens.get(c.Context, c.rejected, c.describeLast())
+	if err != nil {
+		if c.Context.Err() != nil {
+			c.final = c.newError(reasonCanceled, err)
+		} else {
+			c.final = c.newError(reasonRefresh, err)
+		}
+		return err
+	}
+	// retryablehttp made req a shallow copy; the header map is still the
+	// caller's.
+	req.Header = req.Header.Clone()
+	req.Header.Set("Authorization", "Bearer "+token)
+	c.header = req.Header
+	return nil
+}
+
+// keepIdle hides the base transport's CloseIdleConnections from the
+// http.Client inside retryablehttp.
+type keepIdle struct{ http.RoundTripper }
+
+// noBackoff is retryablehttp's Backoff. The transport computes each wait
+// in checkRetry, where the response body is still readable, and sleeps in
+// prepareRetry, where the request's context is at hand.
+func noBackoff(time.Duration, time.Duration, int, *http.Response) time.Duration { return 0 }
+
+// closeOnError is retryablehttp's ErrorHandler. It keeps retryablehttp from
+// draining and wrapping, and makes sure no response leaks with the error.
+func closeOnError(resp *http.Response, err error, _ int) (*http.Response, error) {
+	if resp != nil {
+		resp.Body.Close()
+	}
+	return nil, err
+}
+
+// sleepContext waits for d or until ctx ends.
+func sleepContext(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+// unwrapURLError removes the *url.Error that the inner http.Client adds, so
+// that the error the caller sees names the request only once.
+func unwrapURLError(err error) error {
+	var uerr *url.Error
+	if errors.As(err, &uerr) {
+		return uerr.Err
+	}
+	return err
+}
+
+// logRetry and logGiveUp write to the optional logger.
+func (t *Transport) logRetry(c *call, ev RetryEvent) {
+	l := t.policy.logger
+	if l == nil || !l.Enabled(c.Context, slog.LevelDebug) {
+		return
+	}
+	l.LogAttrs(c.Context, slog.LevelDebug, "retrying request",
+		slog.String("method", c.req.Method),
+		slog.String("url", redactURL(c.req.URL)),
+		slog.Int("attempt", ev.Attempt),
+		slog.Duration("wait", ev.Wait),
+		slog.Int("status", ev.StatusCode),
+		slog.String("code", ev.Code),
+		slog.String("tracking_id", ev.TrackingID),
+		slog.Bool("refresh", ev.Refresh),
+		errAttr(ev.Err),
+	)
+}
+
+func (t *Transport) logGiveUp(c *call, e *Error) {
+	l := t.policy.logger
+	if l == nil || !l.Enabled(c.Context, slog.LevelWarn) {
+		return
+	}
+	l.LogAttrs(c.Context, slog.LevelWarn, "request failed",
+		slog.String("method", e.Method),
+		slog.String("url", e.URL),
+		slog.Int("attempts", e.Attempts),
+		slog.Int("status", e.StatusCode),
+		slog.String("code", e.Code),
+		slog.String("tracking_id", e.TrackingID),
+		slog.Duration("retry_after", e.RetryAfter),
+		errAttr(e.Err),
+	)
+}
+
+func errAttr(err error) slog.Attr {
+	if err == nil {
+		return slog.Attr{}
+	}
+	return slog.String("error", err.Error())
+}
+
+// redactURL returns u without its query, fragment and password. Queries of
+// these APIs carry filters, not secrets, but they are long and a custom
+// endpoint's query might carry a signature.
+func redactURL(u *url.URL) string {
+	if u == nil {
+		return ""
+	}
+	v := *u
+	v.RawQuery, v.ForceQuery, v.Fragment, v.RawFragment = "", false, "", ""
+	return v.Redacted()
+}
