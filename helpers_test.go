@@ -49,7 +49,7 @@ type received struct {
 	host          string
 }
 
-// scriptServer is a loopback server that answers with its steps in order,
+// scriptServer is a loopback server that responds with its steps in order,
 // then with 200 "ok" (or with fallback, when set).
 type scriptServer struct {
 	*httptest.Server

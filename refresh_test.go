@@ -13,7 +13,7 @@ import (
 
 const caeHeader = `Bearer realm="", authorization_uri=https://login.microsoftonline.com/common/oauth2/authorize, client_id="00000003-0000-0000-c000-000000000000", error="insufficient_claims", claims="eyJhY2Nlc3NfdG9rZW4iOnsibmJmIjp7ImVzc2VudGlhbCI6dHJ1ZSwgInZhbHVlIjoiMTY1NzgzNDQxNyJ9fX0="`
 
-// tokenServer accepts only the token "good" and answers 401 otherwise.
+// tokenServer accepts only the token "good" and responds 401 otherwise.
 func tokenServer(t *testing.T, header ...string) *scriptServer {
 	t.Helper()
 	srv := newScriptServer(t)

@@ -80,7 +80,7 @@ func New(base http.RoundTripper, opts ...Option) *Transport {
 	return t
 }
 
-// RoundTrip sends req, retrying as the Transport's documentation says.
+// RoundTrip sends req and retries it as described on [Transport].
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	c := &call{Context: req.Context(), t: t, req: req}
 	// The copy lives inside the call: WithContext's result does not escape,

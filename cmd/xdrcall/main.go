@@ -1,0 +1,230 @@
+// Command xdrcall calls the Defender XDR, Defender for Endpoint or
+// Microsoft Graph security API through the xdrretry transport.
+//
+// With no URL it starts the fake Defender API of package xdrtest on a
+// loopback port and runs a short tour: a 500 that heals, a throttled call,
+// an expired token that is refreshed, and a 404 that fails fast. It prints
+// one line per attempt and a summary.
+//
+// With a URL it calls that endpoint with the bearer token in XDR_TOKEN and
+// prints the response body, or the error with its tracking ID and exit
+// status 1:
+//
+//	XDR_TOKEN=... xdrcall https://api.security.microsoft.com/api/machines
+//	XDR_TOKEN=... xdrcall -X POST -d '{"Query":"DeviceInfo | take 5"}' https://api.security.microsoft.com/api/advancedqueries/run
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"time"
+
+	"github.com/xdrretry/xdrretry"
+)
+
+// Exit statuses.
+const (
+	exitOK     = 0
+	exitFailed = 1 // the request failed
+	exitUsage  = 2 // bad flags or environment
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
+	stop()
+	os.Exit(code)
+}
+
+// config holds the parsed flags.
+type config struct {
+	method     string
+	data       string
+	headers    headerFlags
+	retries    int
+	maxWait    time.Duration
+	backoffMin time.Duration
+	backoffMax time.Duration
+	timeout    time.Duration
+	verbose    bool
+	url        string
+}
+
+// headerFlags collects repeated -H flags.
+type headerFlags []string
+
+func (h *headerFlags) String() string     { return strings.Join(*h, ", ") }
+func (h *headerFlags) Set(v string) error { *h = append(*h, v); return nil }
+
+// run is main without the process: it returns the exit status.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	cfg, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "xdrcall: %v\n", err)
+		return exitUsage
+	}
+	if cfg.url == "" {
+		return runTour(ctx, cfg, stdout, stderr)
+	}
+	return runCall(ctx, cfg, stdout, stderr, getenv)
+}
+
+func parseFlags(args []string, stderr io.Writer) (*config, error) {
+	cfg := &config{}
+	fs := flag.NewFlagSet("xdrcall", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.method, "X", "", "HTTP `method` (default GET, or POST when -d is set)")
+	fs.StringVar(&cfg.data, "d", "", "request `body`; @FILE reads the body from FILE")
+	fs.Var(&cfg.headers, "H", "extra request `header` as \"Name: value\" (repeatable)")
+	fs.IntVar(&cfg.retries, "retries", xdrretry.DefaultMaxRetries, "retries after the first attempt for transient failures (0 disables them)")
+	fs.DurationVar(&cfg.maxWait, "max-wait", xdrretry.DefaultMaxWait, "longest single wait before a retry; a longer Retry-After fails at once")
+	fs.DurationVar(&cfg.backoffMin, "backoff", xdrretry.DefaultInitialBackoff, "mean of the first backoff wait")
+	fs.DurationVar(&cfg.backoffMax, "backoff-max", xdrretry.DefaultMaxBackoff, "cap of every backoff wait")
+	fs.DurationVar(&cfg.timeout, "timeout", 5*time.Minute, "limit for the whole call, retries and waits included (0 for none)")
+	fs.BoolVar(&cfg.verbose, "v", false, "log each retry and give-up to standard error")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage: xdrcall [flags] [URL]
+
+Without URL, xdrcall starts a fake Defender API on a loopback port and shows
+the transport at work: a 500 that heals, a throttled call, an expired token
+that is refreshed, and a 404 that fails fast.
+
+With URL, xdrcall sends one request with "Authorization: Bearer $XDR_TOKEN",
+prints the response body and exits 0, or prints the error with its tracking
+ID and exits 1. Exit status 2 means bad flags or a missing XDR_TOKEN.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	switch fs.NArg() {
+	case 0:
+	case 1:
+		cfg.url = fs.Arg(0)
+	default:
+		return nil, fmt.Errorf("expected at most one URL, got %d arguments: %q", fs.NArg(), fs.Args())
+	}
+	if cfg.method == "" {
+		cfg.method = http.MethodGet
+		if cfg.data != "" {
+			cfg.method = http.MethodPost
+		}
+	}
+	cfg.method = strings.ToUpper(cfg.method)
+	return cfg, nil
+}
+
+// options returns the transport options that the flags select.
+func (cfg *config) options(stderr io.Writer) []xdrretry.Option {
+	opts := []xdrretry.Option{
+		xdrretry.WithMaxRetries(cfg.retries),
+		xdrretry.WithMaxWait(cfg.maxWait),
+		xdrretry.WithBackoff(cfg.backoffMin, cfg.backoffMax),
+	}
+	if cfg.verbose {
+		h := slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug})
+		opts = append(opts, xdrretry.WithLogger(slog.New(h)))
+	}
+	return opts
+}
+
+// runCall sends one request to a URL that the user gave.
+func runCall(ctx context.Context, cfg *config, stdout, stderr io.Writer, getenv func(string) string) int {
+	token := strings.TrimSpace(getenv("XDR_TOKEN"))
+	if token == "" {
+		fmt.Fprintln(stderr, "xdrcall: XDR_TOKEN is not set: export an access token for the API, for example from `az account get-access-token --resource https://api.securitycenter.microsoft.com`")
+		return exitUsage
+	}
+	body, err := readBody(cfg.data)
+	if err != nil {
+		fmt.Fprintf(stderr, "xdrcall: %v\n", err)
+		return exitUsage
+	}
+
+	if cfg.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, cfg.timeout)
+		defer cancel()
+	}
+	req, err := http.NewRequestWithContext(ctx, cfg.method, cfg.url, body)
+	if err != nil {
+		fmt.Fprintf(stderr, "xdrcall: invalid request: %v\n", err)
+		return exitUsage
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for _, h := range cfg.headers {
+		name, value, ok := strings.Cut(h, ":")
+		if !ok || strings.TrimSpace(name) == "" {
+			fmt.Fprintf(stderr, "xdrcall: invalid header %q: want \"Name: value\"\n", h)
+			return exitUsage
+		}
+		req.Header.Set(strings.TrimSpace(name), strings.TrimSpace(value))
+	}
+
+	client := &http.Client{Transport: xdrretry.New(nil, cfg.options(stderr)...)}
+	resp, err := client.Do(req)
+	if err != nil {
+		printError(stderr, err)
+		return exitFailed
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(stdout, resp.Body); err != nil {
+		fmt.Fprintf(stderr, "xdrcall: reading response body: %v\n", err)
+		return exitFailed
+	}
+	if resp.StatusCode >= 300 {
+		fmt.Fprintf(stderr, "xdrcall: %s\n", resp.Status)
+		return exitFailed
+	}
+	return exitOK
+}
+
+// readBody returns the request body for -d: the text itself, or the
+// contents of a file for @FILE. No -d means no body.
+func readBody(data string) (io.Reader, error) {
+	if data == "" {
+		return nil, nil
+	}
+	if name, ok := strings.CutPrefix(data, "@"); ok {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			return nil, fmt.Errorf("reading body: %w", err)
+		}
+		return strings.NewReader(string(b)), nil
+	}
+	return strings.NewReader(data), nil
+}
+
+// printError prints a failed request: the one-line error, then the
+// tracking ID on a line of its own for support tickets.
+func printError(w io.Writer, err error) {
+	fmt.Fprintf(w, "xdrcall: %v\n", err)
+	var xerr *xdrretry.Error
+	if !errors.As(err, &xerr) {
+		return
+	}
+	if xerr.TrackingID != "" {
+		fmt.Fprintf(w, "tracking ID: %s\n", xerr.TrackingID)
+	}
+	if xerr.RetryAfter > 0 {
+		fmt.Fprintf(w, "retry after: %s\n", xerr.RetryAfter)
+	}
+}

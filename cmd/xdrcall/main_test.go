@@ -1,0 +1,182 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xdrretry/xdrretry/xdrtest"
+)
+
+// runForTest runs xdrcall with args and an environment that holds only
+// env, and returns the exit status and both outputs.
+func runForTest(t *testing.T, env map[string]string, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), args, &stdout, &stderr, func(k string) string { return env[k] })
+	return code, stdout.String(), stderr.String()
+}
+
+func TestTourShowsFourOutcomes(t *testing.T) {
+	code, out, errOut := runForTest(t, nil, "-backoff", "1ms", "-backoff-max", "2ms")
+	if code != exitOK {
+		t.Fatalf("exit %d, stderr:\n%s", code, errOut)
+	}
+	for _, want := range []string{
+		"attempt 1: 500 InternalServerError, tracking ID ",
+		"attempt 1: 429 TooManyRequests, tracking ID ",
+		"attempt 1: 401 Unauthorized, tracking ID ",
+		"refreshing the token and sending again",
+		"attempt 1: 404 NotFound, tracking ID ",
+		"not retried",
+		"Summary: 4 calls, 7 attempts: 3 succeeded",
+		"1 failed fast (tracking ID ",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("tour output lacks %q:\n%s", want, out)
+		}
+	}
+	if n := strings.Count(out, "attempt 2: 200 OK"); n != 3 {
+		t.Errorf("tour shows %d healed calls, want 3:\n%s", n, out)
+	}
+	if strings.Contains(out, "(none)") {
+		t.Errorf("a failed attempt has no tracking ID:\n%s", out)
+	}
+	if errOut != "" {
+		t.Errorf("stderr = %q, want nothing without -v", errOut)
+	}
+}
+
+func TestTourVerboseLogs(t *testing.T) {
+	code, _, errOut := runForTest(t, nil, "-v", "-backoff", "1ms", "-backoff-max", "2ms")
+	if code != exitOK {
+		t.Fatalf("exit %d", code)
+	}
+	for _, want := range []string{`msg="retrying request"`, `msg="request failed"`, "tracking_id="} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("verbose log lacks %q:\n%s", want, errOut)
+		}
+	}
+	if strings.Contains(errOut, "Bearer") {
+		t.Errorf("verbose log contains a token:\n%s", errOut)
+	}
+}
+
+func TestCallPrintsBody(t *testing.T) {
+	srv := xdrtest.NewServer()
+	defer srv.Close()
+	token := srv.IssueToken(time.Hour)
+	srv.Script("GET /api/machines", xdrtest.ErrorCode(503, "ServiceUnavailable", "try later"))
+
+	code, out, errOut := runForTest(t, map[string]string{"XDR_TOKEN": token}, "-backoff", "1ms", srv.URL+"/api/machines")
+	if code != exitOK {
+		t.Fatalf("exit %d, stderr:\n%s", code, errOut)
+	}
+	if !strings.Contains(out, `"value"`) || !strings.Contains(out, srv.Machines()[0].ID) {
+		t.Errorf("stdout lacks the machine list:\n%s", out)
+	}
+}
+
+func TestCallPostsBodyFromFile(t *testing.T) {
+	srv := xdrtest.NewServer()
+	defer srv.Close()
+	token := srv.IssueToken(time.Hour)
+	file := filepath.Join(t.TempDir(), "query.json")
+	if err := os.WriteFile(file, []byte(`{"Query":"DeviceInfo | take 1"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	code, out, errOut := runForTest(t, map[string]string{"XDR_TOKEN": token}, "-d", "@"+file, srv.URL+"/api/advancedqueries/run")
+	if code != exitOK {
+		t.Fatalf("exit %d, stderr:\n%s", code, errOut)
+	}
+	if !strings.Contains(out, `"Results"`) {
+		t.Errorf("stdout lacks query results:\n%s", out)
+	}
+	recs := srv.Requests()
+	if len(recs) != 1 || recs[0].Method != "POST" {
+		t.Errorf("requests = %+v, want one POST", recs)
+	}
+}
+
+func TestCallErrorShowsTrackingID(t *testing.T) {
+	srv := xdrtest.NewServer()
+	defer srv.Close()
+	token := srv.IssueToken(time.Hour)
+
+	code, out, errOut := runForTest(t, map[string]string{"XDR_TOKEN": token}, srv.URL+"/api/machines/unknown")
+	if code != exitFailed {
+		t.Fatalf("exit %d, want %d", code, exitFailed)
+	}
+	recs := srv.Requests()
+	if len(recs) != 1 || recs[0].TrackingID == "" {
+		t.Fatalf("requests = %+v, want one with a tracking ID", recs)
+	}
+	if !strings.Contains(errOut, "tracking ID: "+recs[0].TrackingID) {
+		t.Errorf("stderr lacks the tracking ID %s:\n%s", recs[0].TrackingID, errOut)
+	}
+	if !strings.Contains(errOut, "404 NotFound") {
+		t.Errorf("stderr lacks the code:\n%s", errOut)
+	}
+	if out != "" {
+		t.Errorf("stdout = %q, want nothing", out)
+	}
+}
+
+func TestCallExpiredTokenFails(t *testing.T) {
+	srv := xdrtest.NewServer()
+	defer srv.Close()
+	token := srv.IssueToken(time.Hour)
+	srv.ExpireToken(token)
+
+	code, _, errOut := runForTest(t, map[string]string{"XDR_TOKEN": token}, srv.URL+"/api/alerts")
+	if code != exitFailed {
+		t.Fatalf("exit %d, want %d", code, exitFailed)
+	}
+	if !strings.Contains(errOut, "401 Unauthorized") || !strings.Contains(errOut, "tracking ID: ") {
+		t.Errorf("stderr = %q", errOut)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{"missing token", nil, []string{"http://127.0.0.1:1/api/alerts"}, "XDR_TOKEN is not set"},
+		{"two URLs", nil, []string{"http://127.0.0.1:1/a", "http://127.0.0.1:1/b"}, "at most one URL"},
+		{"bad header", map[string]string{"XDR_TOKEN": "t"}, []string{"-H", "NoColon", "http://127.0.0.1:1/a"}, `invalid header "NoColon"`},
+		{"missing body file", map[string]string{"XDR_TOKEN": "t"}, []string{"-d", "@/nonexistent/q.json", "http://127.0.0.1:1/a"}, "reading body"},
+		{"unknown flag", nil, []string{"-nope"}, "flag provided but not defined"},
+		{"bad URL", map[string]string{"XDR_TOKEN": "t"}, []string{"http://[::1"}, "invalid request"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, errOut := runForTest(t, tc.env, tc.args...)
+			if code != exitUsage {
+				t.Errorf("exit %d, want %d", code, exitUsage)
+			}
+			if !strings.Contains(errOut, tc.want) {
+				t.Errorf("stderr = %q, want it to contain %q", errOut, tc.want)
+			}
+		})
+	}
+}
+
+func TestHelpExplainsEveryFlag(t *testing.T) {
+	code, _, errOut := runForTest(t, nil, "-h")
+	if code != exitOK {
+		t.Errorf("exit %d, want 0", code)
+	}
+	for _, flag := range []string{"-X", "-d", "-H", "-retries", "-max-wait", "-backoff", "-backoff-max", "-timeout", "-v", "XDR_TOKEN"} {
+		if !strings.Contains(errOut, flag) {
+			t.Errorf("help lacks %s:\n%s", flag, errOut)
+		}
+	}
+}
