@@ -43,6 +43,8 @@ type Transport struct {
 	sleep func(ctx context.Context, d time.Duration) error
 }
 
+var errNilURL = errors.New("nil Request.URL")
+
 // retryLoopLimit is retryablehttp's RetryMax. The transport's own counts
 // decide when to stop; this only keeps retryablehttp from stopping first.
 const retryLoopLimit = 1 << 20
@@ -82,6 +84,12 @@ func New(base http.RoundTripper, opts ...Option) *Transport {
 
 // RoundTrip sends req and retries it as described on [Transport].
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL == nil {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, &Error{Method: req.Method, Err: errNilURL, reason: reasonRequest}
+	}
 	c := &call{Context: req.Context(), t: t, req: req}
 	// The copy lives inside the call: WithContext's result does not escape,
 	// so this costs no allocation of its own.
@@ -156,8 +164,17 @@ func (t *Transport) replaceRejectedToken(out *http.Request) {
 	if !ok {
 		return
 	}
-	out.Header = out.Header.Clone()
-	out.Header.Set("Authorization", "Bearer "+fresh)
+	out.Header = withBearer(out.Header, fresh)
+}
+
+// withBearer returns a copy of h that carries token.
+func withBearer(h http.Header, token string) http.Header {
+	h = h.Clone()
+	if h == nil {
+		h = make(http.Header)
+	}
+	h.Set("Authorization", "Bearer "+token)
+	return h
 }
 
 // checkRetry is retryablehttp's CheckRetry. It classifies each attempt and
@@ -223,8 +240,7 @@ func (t *Transport) prepareRetry(req *http.Request) error {
 	}
 	// retryablehttp made req a shallow copy; the header map is still the
 	// caller's.
-	req.Header = req.Header.Clone()
-	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header = withBearer(req.Header, token)
 	c.header = req.Header
 	return nil
 }

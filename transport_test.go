@@ -809,3 +809,26 @@ func TestConcurrentUse(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func TestMalformedRequests(t *testing.T) {
+	t.Run("nil URL", func(t *testing.T) {
+		_, err := New(nil).RoundTrip(&http.Request{Method: http.MethodGet, Header: http.Header{}})
+		mustAsError(t, err)
+		if !errors.Is(err, errNilURL) {
+			t.Errorf("err = %v, want errNilURL", err)
+		}
+	})
+	t.Run("nil header refreshed", func(t *testing.T) {
+		srv := newScriptServer(t, reply(401, ""))
+		req := mustRequest(t, http.MethodGet, srv.URL+"/api/alerts")
+		req.Header = nil
+		resp, err := fastTransport(WithTokenRefresh(refreshTo("good"))).RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := srv.requests()[1].auth; got != "Bearer good" {
+			t.Errorf("retry sent Authorization %q", got)
+		}
+	})
+}
