@@ -111,7 +111,8 @@ func WithTokenRefresh(fn RefreshFunc) Option {
 	return func(p *policy) { p.refresh = fn }
 }
 
-// WithLogger sets the logger for retries (Debug) and give-ups (Warn). Nil,
+// WithLogger sets the logger for retries (Debug), for requests that failed
+// after retries or a refresh (Warn), and for other failures (Debug). Nil,
 // the default, logs nothing. Records carry the method, the URL without its
 // query, the attempt, the status, the code, the tracking ID and the wait;
 // never a header or a token.

@@ -131,9 +131,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	body.close()
 	switch {
 	case c.final != nil:
-		if resp != nil {
-			resp.Body.Close()
-		}
+		closeResponse(resp)
 		return nil, c.final
 	case err != nil:
 		// retryablehttp returns without consulting CheckRetry when the
@@ -257,10 +255,16 @@ func noBackoff(time.Duration, time.Duration, int, *http.Response) time.Duration 
 // closeOnError is retryablehttp's ErrorHandler. It keeps retryablehttp from
 // draining and wrapping, and makes sure no response leaks with the error.
 func closeOnError(resp *http.Response, err error, _ int) (*http.Response, error) {
+	closeResponse(resp)
+	return nil, err
+}
+
+// closeResponse closes resp's body, if there is one. The inner http.Client
+// replaces a nil Body, so a body is missing only when resp is nil.
+func closeResponse(resp *http.Response) {
 	if resp != nil {
 		resp.Body.Close()
 	}
-	return nil, err
 }
 
 // sleepContext waits for d or until ctx ends.
@@ -288,7 +292,7 @@ func unwrapURLError(err error) error {
 	return err
 }
 
-// logRetry and logGiveUp write to the optional logger.
+// logRetry logs a planned retry at Debug.
 func (t *Transport) logRetry(c *call, ev RetryEvent) {
 	l := t.policy.logger
 	if l == nil || !l.Enabled(c.Context, slog.LevelDebug) {
@@ -307,12 +311,21 @@ func (t *Transport) logRetry(c *call, ev RetryEvent) {
 	)
 }
 
+// logGiveUp logs a final failure: at Warn when the transport gave up on a
+// failure it retries or refreshes, and at Debug for a fail-fast status, a
+// cancelled request or a request that could not be sent, which the caller
+// handles from the returned error.
 func (t *Transport) logGiveUp(c *call, e *Error) {
 	l := t.policy.logger
-	if l == nil || !l.Enabled(c.Context, slog.LevelWarn) {
+	level := slog.LevelDebug
+	switch e.reason {
+	case reasonExhausted, reasonWait, reasonRefresh:
+		level = slog.LevelWarn
+	}
+	if l == nil || !l.Enabled(c.Context, level) {
 		return
 	}
-	l.LogAttrs(c.Context, slog.LevelWarn, "request failed",
+	l.LogAttrs(c.Context, level, "request failed",
 		slog.String("method", e.Method),
 		slog.String("url", e.URL),
 		slog.Int("attempts", e.Attempts),

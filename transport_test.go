@@ -832,3 +832,51 @@ func TestMalformedRequests(t *testing.T) {
 		}
 	})
 }
+
+// nilBodyTransport returns the server's responses with a nil Body, as a
+// careless custom transport might.
+type nilBodyTransport struct{ http.RoundTripper }
+
+func (n nilBodyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := n.RoundTripper.RoundTrip(req)
+	if resp != nil {
+		resp.Body.Close()
+		resp.Body = nil
+	}
+	return resp, err
+}
+
+func TestNilResponseBody(t *testing.T) {
+	t.Run("with content", func(t *testing.T) {
+		// net/http's client rejects the response; the caller gets that as
+		// a typed error.
+		srv := newScriptServer(t, reply(500, envelope500(trackingA)))
+		tr := New(nilBodyTransport{&http.Transport{}}, WithBackoff(time.Millisecond, time.Millisecond))
+		_, err := tr.RoundTrip(mustRequest(t, http.MethodGet, srv.URL+"/api/alerts"))
+		xerr := mustAsError(t, err)
+		if xerr.Err == nil || !strings.Contains(xerr.Err.Error(), "nil Body") {
+			t.Errorf("err = %v, want the nil Body reported", err)
+		}
+	})
+	t.Run("empty", func(t *testing.T) {
+		srv := newScriptServer(t, reply(503, ""), reply(404, ""))
+		tr := New(nilBodyTransport{&http.Transport{}}, WithBackoff(time.Millisecond, time.Millisecond))
+		_, err := tr.RoundTrip(mustRequest(t, http.MethodGet, srv.URL+"/api/alerts"))
+		if !errors.Is(err, ErrNotFound) {
+			t.Errorf("err = %v, want NotFound after a retry", err)
+		}
+	})
+}
+
+func TestFailFastLoggedAtDebug(t *testing.T) {
+	var buf bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	srv := newScriptServer(t, reply(404, ""))
+	_, err := fastTransport(WithLogger(logger)).RoundTrip(mustRequest(t, http.MethodGet, srv.URL+"/api/machines/x"))
+	if !errors.Is(err, ErrNotFound) {
+		t.Fatalf("err = %v", err)
+	}
+	if !strings.Contains(buf.String(), "level=DEBUG") || strings.Contains(buf.String(), "level=WARN") {
+		t.Errorf("a fail-fast 404 should log at Debug only:\n%s", buf.String())
+	}
+}
