@@ -9,6 +9,7 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/hashicorp/go-retryablehttp"
+	"golang.org/x/time/rate"
 )
 
 // callKey finds the call in a request's context.
@@ -21,6 +22,8 @@ type call struct {
 	context.Context // the caller's context
 
 	t      *Transport
+	policy *policy               // the Transport's, or a copy for this request
+	start  time.Time             // set only when policy.maxElapsed is
 	out    http.Request          // the copy of req that is sent
 	rreq   retryablehttp.Request // wraps out for retryablehttp
 	req    *http.Request         // the caller's request, never modified
@@ -83,7 +86,7 @@ func (c *call) record(v verdict, err error) {
 // planRetry decides whether a transient failure is retried and how long
 // to wait first.
 func (c *call) planRetry(v verdict, err error) (bool, error) {
-	p := &c.t.policy
+	p := c.policy
 	if c.retries >= p.maxRetries {
 		r := reasonExhausted
 		if p.maxRetries == 0 {
@@ -96,15 +99,32 @@ func (c *call) planRetry(v verdict, err error) (bool, error) {
 	if c.backoff == nil {
 		c.backoff = p.newBackoff()
 	}
-	timeLeft := time.Duration(math.MaxInt64)
-	if deadline, ok := c.Deadline(); ok {
-		timeLeft = deadline.Sub(c.t.now())
-	}
+	now := c.t.now()
+	timeLeft := c.timeLeft(now)
 	wait, ok := p.retryWait(v, c.backoff.NextBackOff(), timeLeft)
+	if ok {
+		// Another request's throttle, or the pacer, may hold this one
+		// longer than its own backoff.
+		hold, res := c.quotaHold(now)
+		if hold > wait {
+			wait = hold
+			ok = wait <= p.maxWait && wait <= timeLeft
+		}
+		if !ok && res != nil {
+			res.CancelAt(now)
+		}
+	}
+	if v.throttles() && c.t.gates != nil {
+		c.t.gates.close(quotaKeyOf(c.req.URL), now.Add(wait))
+	}
 	if !ok {
 		e := c.newError(reasonWait, err)
 		e.RetryAfter = wait
 		c.final = e
+		return false, nil
+	}
+	if !c.t.budget.spend() {
+		c.final = c.newError(reasonBudget, err)
 		return false, nil
 	}
 
@@ -114,10 +134,97 @@ func (c *call) planRetry(v verdict, err error) (bool, error) {
 	return true, nil
 }
 
+// timeLeft returns the time until the request's deadline or the end of its
+// maximum elapsed time, whichever is sooner.
+func (c *call) timeLeft(now time.Time) time.Duration {
+	left := time.Duration(math.MaxInt64)
+	if deadline, ok := c.Deadline(); ok {
+		left = deadline.Sub(now)
+	}
+	if c.policy.maxElapsed > 0 {
+		left = min(left, c.start.Add(c.policy.maxElapsed).Sub(now))
+	}
+	return left
+}
+
+// quotaHold returns how long the throttle gate and the pacer hold the
+// request from now, and the pacer's reservation, if one was made.
+func (c *call) quotaHold(now time.Time) (time.Duration, *rate.Reservation) {
+	t := c.t
+	gated := t.gates != nil && t.gates.count.Load() > 0
+	if !gated && t.pacer == nil {
+		return 0, nil
+	}
+	key := quotaKeyOf(c.req.URL)
+	var hold time.Duration
+	if gated {
+		if r := t.gates.remaining(key, now); r > 0 {
+			hold = r + gateSpread(r)
+		}
+	}
+	l := t.pacer.limiter(key)
+	if l == nil {
+		return hold, nil
+	}
+	res := l.ReserveN(now, 1)
+	if !res.OK() {
+		return hold, nil
+	}
+	return max(hold, res.DelayFrom(now)), res
+}
+
+// awaitQuota holds the first attempt while the throttle gate or the pacer
+// requires. A hold longer than the maximum wait or the time left fails at
+// once with TooManyRequests.
+func (c *call) awaitQuota() *Error {
+	t := c.t
+	if (t.gates == nil || t.gates.count.Load() == 0) && t.pacer == nil {
+		return nil
+	}
+	now := t.now()
+	hold, res := c.quotaHold(now)
+	if hold <= 0 {
+		return nil
+	}
+	if hold > c.policy.maxWait || hold > c.timeLeft(now) {
+		if res != nil {
+			res.CancelAt(now)
+		}
+		c.last = &Error{Code: statusName(http.StatusTooManyRequests), transient: true}
+		e := c.fail(reasonWait, errQuotaHeld)
+		e.RetryAfter = hold
+		return e
+	}
+	if err := t.sleep(c.Context, hold); err != nil {
+		if res != nil {
+			res.CancelAt(t.now())
+		}
+		return c.fail(reasonCanceled, err)
+	}
+	return nil
+}
+
+// finish calls the outcome hook and returns what RoundTrip returns.
+func (c *call) finish(resp *http.Response, err *Error) (*http.Response, error) {
+	if fn := c.policy.onOutcome; fn != nil {
+		o := Outcome{Request: c.req, Attempts: c.attempts, Retries: c.retries, Refreshed: c.refreshed}
+		if err != nil {
+			o.StatusCode, o.Code, o.TrackingID, o.Err = err.StatusCode, err.Code, err.TrackingID, err
+		} else {
+			o.StatusCode = resp.StatusCode
+		}
+		fn(o)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
 // planRefresh decides whether a 401 is retried with a new token.
 func (c *call) planRefresh() (bool, error) {
 	switch {
-	case c.t.policy.refresh == nil:
+	case c.policy.refresh == nil:
 		c.final = c.newError(reasonRefresh, errNoRefresh)
 		return false, nil
 	case c.refreshed:
@@ -133,7 +240,7 @@ func (c *call) planRefresh() (bool, error) {
 
 // notify tells the retry hook and the logger about the planned retry.
 func (c *call) notify(refresh bool) {
-	p := &c.t.policy
+	p := c.policy
 	if p.onRetry == nil && p.logger == nil {
 		return
 	}

@@ -58,7 +58,19 @@ type verdict struct {
 	window time.Duration
 }
 
-// errorInfo is what an error response says about itself.
+// throttles reports whether the response says a quota is spent: a 429, or
+// a 503 with Retry-After.
+func (v *verdict) throttles() bool {
+	switch v.info.statusCode {
+	case http.StatusTooManyRequests:
+		return true
+	case http.StatusServiceUnavailable:
+		return v.hasRetryAfter
+	}
+	return false
+}
+
+// errorInfo is the content of an error response.
 type errorInfo struct {
 	statusCode      int
 	code            string

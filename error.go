@@ -91,6 +91,7 @@ const (
 	reasonRefresh                 // 401 with no refresh, a failed refresh, or a second 401
 	reasonCanceled                // the request's context ended
 	reasonRequest                 // the request itself could not be sent again
+	reasonBudget                  // the Transport's retry budget was empty
 )
 
 // Error returns a one-line description: the request, the status, the code,
@@ -126,6 +127,8 @@ func (e *Error) Error() string {
 		fmt.Fprintf(&b, "; retry after %s", e.RetryAfter.Round(time.Millisecond))
 	case reasonExhausted:
 		b.WriteString("; retries exhausted")
+	case reasonBudget:
+		b.WriteString("; retry budget exhausted")
 	}
 	b.WriteByte(')')
 	if e.StatusCode != 0 && e.Err != nil {
@@ -183,6 +186,11 @@ var (
 	// service required was longer than the maximum wait or than the time
 	// left before the request's deadline. Error.RetryAfter holds the wait.
 	ErrWaitTooLong error = reasonError{reasonWait, "required wait too long"}
+
+	// ErrRetryBudgetExhausted matches an error returned without a retry
+	// because the Transport's retry budget was empty: too many requests
+	// have failed recently.
+	ErrRetryBudgetExhausted error = reasonError{reasonBudget, "retry budget exhausted"}
 
 	// ErrRefreshFailed matches a 401 that the transport could not cure: no
 	// refresh function, a refresh error, or a 401 again with the new token.

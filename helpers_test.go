@@ -98,33 +98,42 @@ func (s *scriptServer) requests() []received {
 	return append([]received(nil), s.seen...)
 }
 
-// sleepLog records the waits of a Transport instead of sleeping them.
-type sleepLog struct {
-	mu    sync.Mutex
-	waits []time.Duration
+// fakeClock is a Transport's clock in tests: sleeping records the wait and
+// moves the clock forward at once.
+type fakeClock struct {
+	mu      sync.Mutex
+	current time.Time
+	waits   []time.Duration
 }
 
-func (l *sleepLog) sleep(ctx context.Context, d time.Duration) error {
-	l.mu.Lock()
-	l.waits = append(l.waits, d)
-	l.mu.Unlock()
+func (f *fakeClock) now() time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.current
+}
+
+func (f *fakeClock) sleep(ctx context.Context, d time.Duration) error {
+	f.mu.Lock()
+	f.waits = append(f.waits, d)
+	f.current = f.current.Add(d)
+	f.mu.Unlock()
 	return ctx.Err()
 }
 
-func (l *sleepLog) all() []time.Duration {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]time.Duration(nil), l.waits...)
+func (f *fakeClock) all() []time.Duration {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]time.Duration(nil), f.waits...)
 }
 
 // newFakeClockTransport returns a Transport over the default transport
-// whose waits are recorded, not slept, and whose clock reads now.
-func newFakeClockTransport(now time.Time, opts ...Option) (*Transport, *sleepLog) {
+// whose clock starts at now and whose waits are recorded, not slept.
+func newFakeClockTransport(now time.Time, opts ...Option) (*Transport, *fakeClock) {
 	t := New(nil, opts...)
-	log := &sleepLog{}
-	t.sleep = log.sleep
-	t.now = func() time.Time { return now }
-	return t, log
+	clock := &fakeClock{current: now}
+	t.sleep = clock.sleep
+	t.now = clock.now
+	return t, clock
 }
 
 // closeCounter is a request body that counts its Close calls.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -46,9 +47,26 @@ type policy struct {
 	initialBackoff time.Duration
 	maxBackoff     time.Duration
 	maxWait        time.Duration
+	attemptTimeout time.Duration
+	maxElapsed     time.Duration
+	retryMethods   []string // nil means every method
 	refresh        RefreshFunc
 	logger         *slog.Logger
 	onRetry        func(RetryEvent)
+	onOutcome      func(Outcome)
+
+	// Settings of state that the Transport shares between requests. They
+	// take effect only in New, not per request.
+	budgetTokens int
+	budgetCost   int
+	gate         bool
+	pacing       map[QuotaClass]pace
+}
+
+// pace is a client-side rate for one quota class.
+type pace struct {
+	perMinute float64
+	burst     int
 }
 
 func defaultPolicy() policy {
@@ -57,7 +75,23 @@ func defaultPolicy() policy {
 		initialBackoff: DefaultInitialBackoff,
 		maxBackoff:     DefaultMaxBackoff,
 		maxWait:        DefaultMaxWait,
+		budgetTokens:   DefaultRetryBudget,
+		budgetCost:     DefaultRetryCost,
+		gate:           true,
 	}
+}
+
+// retries reports whether transient failures of method are retried.
+func (p *policy) retries(method string) bool {
+	if p.retryMethods == nil {
+		return true
+	}
+	for _, m := range p.retryMethods {
+		if strings.EqualFold(m, method) {
+			return true
+		}
+	}
+	return false
 }
 
 // WithMaxRetries sets the number of retries after the first attempt for
@@ -92,6 +126,80 @@ func WithMaxWait(d time.Duration) Option {
 		if d > 0 {
 			p.maxWait = d
 		}
+	}
+}
+
+// WithAttemptTimeout limits how long each attempt may wait for the
+// response headers. An attempt that times out counts as a network failure
+// and is retried. The limit never cuts a response body that has started to
+// arrive. 0, the default, sets no limit beyond the request's context.
+func WithAttemptTimeout(d time.Duration) Option {
+	return func(p *policy) { p.attemptTimeout = max(d, 0) }
+}
+
+// WithMaxElapsed limits the total time of a request across its attempts
+// and waits, measured until the headers of the last response. The
+// transport does not start a wait or an attempt that would pass it, and
+// the request's context deadline applies too when it is sooner. 0, the
+// default, sets no limit beyond the context.
+func WithMaxElapsed(d time.Duration) Option {
+	return func(p *policy) { p.maxElapsed = max(d, 0) }
+}
+
+// WithRetryMethods limits the retries of transient failures to requests
+// with one of the given methods, such as GET and HEAD, so that a
+// non-idempotent action is never sent twice. By default every method is
+// retried, because the Defender APIs reject a duplicate machine action
+// with ActiveRequestAlreadyExists. The one retry after a token refresh is
+// allowed for every method, because a 401 means the request was not
+// processed.
+func WithRetryMethods(methods ...string) Option {
+	return func(p *policy) { p.retryMethods = append([]string{}, methods...) }
+}
+
+// WithRetryBudget sets the retry budget that all requests of the Transport
+// share: a bucket of tokens from which each retry spends cost. A request
+// that succeeds at once earns one token back, and one that succeeds after
+// retries earns back their cost. When the bucket is empty, requests fail
+// with their last error instead of retrying, so that a failing service is
+// not sent more load. A tokens or cost of 0 or less disables the budget.
+// The default is [DefaultRetryBudget] tokens and [DefaultRetryCost] a
+// retry. It has no effect through [ContextWithOptions].
+func WithRetryBudget(tokens, cost int) Option {
+	return func(p *policy) { p.budgetTokens, p.budgetCost = tokens, cost }
+}
+
+// WithThrottleGate turns the throttle gate on or off; it is on by default.
+// When a response says a quota is spent (a 429, or a 503 with
+// Retry-After), the gate holds the requests of the same host and
+// [QuotaClass] that start or retry before the quota returns, instead of
+// sending them into a certain 429. The wait is bounded by the maximum
+// wait and the request's deadline. It has no effect through
+// [ContextWithOptions].
+func WithThrottleGate(enabled bool) Option {
+	return func(p *policy) { p.gate = enabled }
+}
+
+// WithPacing paces the requests of one quota class on the client, at most
+// perMinute a minute per host with bursts of up to burst, so that a busy
+// collector stays under a published quota instead of meeting 429s. A
+// request whose turn is further away than the maximum wait, or than its
+// deadline, fails at once with [ErrWaitTooLong]. Pacing is off by default.
+// See [QuotaClass] for the published limits. A perMinute of 0 or less
+// turns pacing off for the class. It has no effect through
+// [ContextWithOptions].
+func WithPacing(class QuotaClass, perMinute float64, burst int) Option {
+	return func(p *policy) {
+		pacing := make(map[QuotaClass]pace, len(p.pacing)+1)
+		for k, v := range p.pacing {
+			pacing[k] = v
+		}
+		if perMinute > 0 {
+			pacing[class] = pace{perMinute: perMinute, burst: max(burst, 1)}
+		} else {
+			delete(pacing, class)
+		}
+		p.pacing = pacing
 	}
 }
 
@@ -137,6 +245,41 @@ type RetryEvent struct {
 // the request's goroutine. It must not block for long.
 func WithRetryHook(fn func(RetryEvent)) Option {
 	return func(p *policy) { p.onRetry = fn }
+}
+
+// Outcome describes how a request ended, for metrics.
+type Outcome struct {
+	Request    *http.Request // the caller's request; do not modify it
+	Attempts   int           // requests sent, 0 when none was
+	Retries    int           // retries of transient failures
+	Refreshed  bool          // a token refresh was made
+	StatusCode int           // status of the last response, 0 when none arrived
+	Code       string        // service error code of a failure
+	TrackingID string        // tracking ID of a failure, when present
+	Err        error         // nil on success; an *Error otherwise
+}
+
+// WithOutcomeHook sets a function called once at the end of every request,
+// on the request's goroutine, with how it ended. It must not block for
+// long.
+func WithOutcomeHook(fn func(Outcome)) Option {
+	return func(p *policy) { p.onOutcome = fn }
+}
+
+// requestOptionsKey finds the options of one request in its context.
+type requestOptionsKey struct{}
+
+// ContextWithOptions returns a context that applies opts, after the
+// Transport's own options, to the request made with it. Use it to change
+// the policy of one call: no retries for a machine action, a longer
+// maximum wait for a nightly export. Options of state that the Transport
+// shares ([WithRetryBudget], [WithThrottleGate], [WithPacing]) have no
+// effect here.
+func ContextWithOptions(ctx context.Context, opts ...Option) context.Context {
+	if prev, ok := ctx.Value(requestOptionsKey{}).([]Option); ok {
+		opts = append(append([]Option{}, prev...), opts...)
+	}
+	return context.WithValue(ctx, requestOptionsKey{}, opts)
 }
 
 // newBackoff returns the per-request backoff. ExponentialBackOff keeps

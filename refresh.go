@@ -32,8 +32,7 @@ var (
 
 // tokens runs token refreshes and remembers which token replaced which.
 type tokens struct {
-	refresh RefreshFunc
-	group   singleflight.Group
+	group singleflight.Group
 
 	mu       sync.Mutex
 	replaced map[string]string // rejected token -> its newest replacement
@@ -78,8 +77,8 @@ func (t *tokens) remember(rejected, fresh string) {
 // get returns a token to replace rejected. Requests rejected with the same
 // token share one call of the refresh function; a token that was already
 // replaced is answered from the table without a call.
-func (t *tokens) get(ctx context.Context, rejected string, cause *Error) (string, error) {
-	if t.refresh == nil {
+func (t *tokens) get(ctx context.Context, refresh RefreshFunc, rejected string, cause *Error) (string, error) {
+	if refresh == nil {
 		return "", errNoRefresh
 	}
 	if fresh, ok := t.current(rejected); ok {
@@ -91,7 +90,7 @@ func (t *tokens) get(ctx context.Context, rejected string, cause *Error) (string
 	ch := t.group.DoChan(rejected, func() (any, error) {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refreshTimeout)
 		defer cancel()
-		fresh, err := t.call(rctx, cause)
+		fresh, err := callRefresh(rctx, refresh, cause)
 		if err != nil {
 			return "", err
 		}
@@ -116,16 +115,16 @@ func (t *tokens) get(ctx context.Context, rejected string, cause *Error) (string
 	}
 }
 
-// call runs the refresh function and turns a panic into an error, because
+// callRefresh runs the refresh function and turns a panic into an error, because
 // a panic in singleflight's goroutine would end the program. cause is a
 // copy, so the function cannot change the error that the request returns.
-func (t *tokens) call(ctx context.Context, cause *Error) (token string, err error) {
+func callRefresh(ctx context.Context, refresh RefreshFunc, cause *Error) (token string, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("%w: %v", errRefreshPanic, r)
 		}
 	}()
-	return t.refresh(ctx, cause)
+	return refresh(ctx, cause)
 }
 
 // bearerToken returns the token of an "Authorization: Bearer" header, or "".

@@ -37,6 +37,9 @@ type Transport struct {
 	policy policy
 	client *retryablehttp.Client
 	tokens tokens
+	budget *budget // nil when disabled
+	gates  *gates  // nil when disabled
+	pacer  *pacer  // nil when no class is paced
 
 	// now and sleep are the clock, replaced in tests.
 	now   func() time.Time
@@ -59,14 +62,20 @@ func New(base http.RoundTripper, opts ...Option) *Transport {
 	for _, opt := range opts {
 		opt(&t.policy)
 	}
-	t.tokens.refresh = t.policy.refresh
+	t.budget = newBudget(t.policy.budgetTokens, t.policy.budgetCost)
+	if t.policy.gate {
+		t.gates = &gates{}
+	}
+	if len(t.policy.pacing) > 0 {
+		t.pacer = newPacer(t.policy.pacing)
+	}
 
 	t.client = &retryablehttp.Client{
 		HTTPClient: &http.Client{
 			// retryablehttp calls CloseIdleConnections on every failed
 			// return, which would cost the pool its connections on each
-			// fail-fast error. The shim hides the method from it.
-			Transport: keepIdle{base},
+			// fail-fast error. attemptTransport does not have the method.
+			Transport: attemptTransport{base},
 			// Redirects belong to the caller's client.
 			CheckRedirect: func(*http.Request, []*http.Request) error {
 				return http.ErrUseLastResponse
@@ -90,7 +99,10 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return nil, &Error{Method: req.Method, Err: errNilURL, reason: reasonRequest}
 	}
-	c := &call{Context: req.Context(), t: t, req: req}
+	c := &call{Context: req.Context(), t: t, req: req, policy: t.policyFor(req.Context())}
+	if c.policy.maxElapsed > 0 {
+		c.start = t.now()
+	}
 	// The copy lives inside the call: WithContext's result does not escape,
 	// so this costs no allocation of its own.
 	c.out = *req.WithContext(c)
@@ -106,11 +118,15 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	var body *requestBody
 	if req.Body != nil && req.Body != http.NoBody {
 		var err error
-		body, err = newRequestBody(req, t.policy.maxRetries > 0 || t.policy.refresh != nil)
+		body, err = newRequestBody(req, c.policy.maxRetries > 0 || c.policy.refresh != nil)
 		if err != nil {
-			return nil, c.fail(reasonRequest, err)
+			return c.finish(nil, c.fail(reasonRequest, err))
 		}
 		out.Body = nil
+	}
+	if err := c.awaitQuota(); err != nil {
+		body.close()
+		return c.finish(nil, err)
 	}
 
 	// The call holds the retryablehttp.Request, which saves an allocation
@@ -123,7 +139,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		out.GetBody = body.getBody
 		if err != nil {
 			body.close()
-			return nil, c.fail(reasonRequest, err)
+			return c.finish(nil, c.fail(reasonRequest, err))
 		}
 	}
 
@@ -132,16 +148,31 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	switch {
 	case c.final != nil:
 		closeResponse(resp)
-		return nil, c.final
+		return c.finish(nil, c.final)
 	case err != nil:
 		// retryablehttp returns without consulting CheckRetry when the
 		// context ends during its own timer or when a body cannot be
 		// rewound.
-		return nil, c.fail(c.stopReason(reasonRequest, err), err)
+		return c.finish(nil, c.fail(c.stopReason(reasonRequest, err), err))
 	}
 	// The response belongs to the caller's request, not to the copy.
 	resp.Request = req
-	return resp, nil
+	t.budget.earn(c.retries)
+	return c.finish(resp, nil)
+}
+
+// policyFor returns the Transport's policy, or a copy with the options
+// that ContextWithOptions put in ctx applied.
+func (t *Transport) policyFor(ctx context.Context) *policy {
+	opts, _ := ctx.Value(requestOptionsKey{}).([]Option)
+	if len(opts) == 0 {
+		return &t.policy
+	}
+	p := t.policy
+	for _, opt := range opts {
+		opt(&p)
+	}
+	return &p
 }
 
 // CloseIdleConnections closes the idle connections of the base transport,
@@ -201,6 +232,10 @@ func (t *Transport) checkRetry(ctx context.Context, resp *http.Response, err err
 
 	switch v.action {
 	case actionRetry:
+		if !c.policy.retries(c.req.Method) {
+			c.final = c.newError(c.stopReason(reasonFailFast, err), err)
+			return false, nil
+		}
 		return c.planRetry(v, err)
 	case actionRefresh:
 		return c.planRefresh()
@@ -227,7 +262,7 @@ func (t *Transport) prepareRetry(req *http.Request) error {
 	}
 	c.refreshNext = false
 
-	token, err := t.tokens.get(c.Context, c.rejected, c.describeLast())
+	token, err := t.tokens.get(c.Context, c.policy.refresh, c.rejected, c.describeLast())
 	if err != nil {
 		if c.Context.Err() != nil {
 			c.final = c.newError(reasonCanceled, err)
@@ -242,10 +277,6 @@ func (t *Transport) prepareRetry(req *http.Request) error {
 	c.header = req.Header
 	return nil
 }
-
-// keepIdle hides the base transport's CloseIdleConnections from the
-// http.Client inside retryablehttp.
-type keepIdle struct{ http.RoundTripper }
 
 // noBackoff is retryablehttp's Backoff. The transport computes each wait
 // in checkRetry, where the response body is still readable, and sleeps in
@@ -294,7 +325,7 @@ func unwrapURLError(err error) error {
 
 // logRetry logs a planned retry at Debug.
 func (t *Transport) logRetry(c *call, ev RetryEvent) {
-	l := t.policy.logger
+	l := c.policy.logger
 	if l == nil || !l.Enabled(c.Context, slog.LevelDebug) {
 		return
 	}
@@ -316,7 +347,7 @@ func (t *Transport) logRetry(c *call, ev RetryEvent) {
 // cancelled request or a request that could not be sent, which the caller
 // handles from the returned error.
 func (t *Transport) logGiveUp(c *call, e *Error) {
-	l := t.policy.logger
+	l := c.policy.logger
 	level := slog.LevelDebug
 	switch e.reason {
 	case reasonExhausted, reasonWait, reasonRefresh:

@@ -1,0 +1,98 @@
+package xdrretry
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"sync/atomic"
+	"time"
+)
+
+// errQuotaHeld is the cause of a request that the throttle gate or the
+// pacer held longer than it may wait.
+var errQuotaHeld = errors.New("the quota of this endpoint is spent or paced")
+
+// attemptTimeoutError is the error of an attempt whose response headers
+// did not arrive within the attempt timeout. It is a net.Error with
+// Timeout true, so the attempt is retried like any network timeout.
+type attemptTimeoutError struct{ limit time.Duration }
+
+func (e *attemptTimeoutError) Error() string {
+	return "no response headers within the attempt timeout of " + e.limit.String()
+}
+func (e *attemptTimeoutError) Timeout() bool   { return true }
+func (e *attemptTimeoutError) Temporary() bool { return true }
+
+// attemptTransport sends one attempt through the base transport, with the
+// attempt's time limit. It is the Transport of retryablehttp's inner
+// http.Client and deliberately has no CloseIdleConnections method.
+type attemptTransport struct{ base http.RoundTripper }
+
+func (a attemptTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	c := callFrom(req.Context())
+	if c == nil {
+		return a.base.RoundTrip(req)
+	}
+	limit := c.attemptLimit()
+	if limit <= 0 {
+		return a.base.RoundTrip(req)
+	}
+
+	// The timer cancels the attempt only while it waits for headers. Once
+	// they arrive, state moves on first and the timer can no longer cut
+	// the body; the context is released when the body is closed.
+	const (
+		waiting = iota
+		arrived
+		timedOut
+	)
+	var state atomic.Int32
+	ctx, cancel := context.WithCancel(req.Context())
+	timer := time.AfterFunc(limit, func() {
+		if state.CompareAndSwap(waiting, timedOut) {
+			cancel()
+		}
+	})
+	resp, err := a.base.RoundTrip(req.WithContext(ctx))
+	if !state.CompareAndSwap(waiting, arrived) {
+		if err == nil {
+			resp.Body.Close()
+		}
+		cancel()
+		return nil, &attemptTimeoutError{limit: limit}
+	}
+	timer.Stop()
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
+	return resp, nil
+}
+
+// attemptLimit returns the time the next attempt may wait for headers:
+// the attempt timeout, cut to the time left of the maximum elapsed time.
+// It returns 0 for no limit.
+func (c *call) attemptLimit() time.Duration {
+	limit := c.policy.attemptTimeout
+	if c.policy.maxElapsed > 0 {
+		left := max(c.start.Add(c.policy.maxElapsed).Sub(c.t.now()), time.Nanosecond)
+		if limit == 0 || left < limit {
+			limit = left
+		}
+	}
+	return limit
+}
+
+// cancelOnClose releases an attempt's context when its body is closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (b *cancelOnClose) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
+}
