@@ -1,0 +1,228 @@
+package xdrretry
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// slowHeaders returns a step that waits d before it writes the headers,
+// or until the client goes away.
+func slowHeaders(d time.Duration) step {
+	return func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(d):
+		case <-r.Context().Done():
+			return
+		}
+		reply(200, "late")(w, r)
+	}
+}
+
+func TestAttemptTimeoutRetries(t *testing.T) {
+	srv := newScriptServer(t, slowHeaders(5*time.Second))
+	var events []RetryEvent
+	tr := fastTransport(WithAttemptTimeout(50*time.Millisecond), WithRetryHook(func(ev RetryEvent) { events = append(events, ev) }))
+	resp, err := tr.RoundTrip(mustRequest(t, http.MethodGet, srv.URL+"/api/alerts"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "ok" {
+		t.Errorf("body = %q, want the second attempt's", body)
+	}
+	if len(events) != 1 {
+		t.Fatalf("retries = %d, want 1", len(events))
+	}
+	var netErr net.Error
+	if !errors.As(events[0].Err, &netErr) || !netErr.Timeout() {
+		t.Errorf("retry cause = %v, want a timeout", events[0].Err)
+	}
+}
+
+func TestAttemptTimeoutNeverCutsBody(t *testing.T) {
+	// Headers arrive at once; the body takes longer than the attempt
+	// timeout and must still arrive whole.
+	srv := newScriptServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(200)
+		w.(http.Flusher).Flush()
+		for range 5 {
+			time.Sleep(30 * time.Millisecond)
+			io.WriteString(w, "chunk ")
+			w.(http.Flusher).Flush()
+		}
+	})
+	tr := fastTransport(WithAttemptTimeout(40 * time.Millisecond))
+	resp, err := tr.RoundTrip(mustRequest(t, http.MethodGet, srv.URL+"/api/alerts"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || string(body) != strings.Repeat("chunk ", 5) {
+		t.Errorf("body = %q, err = %v; want five chunks", body, err)
+	}
+}
+
+func TestAttemptTimeoutExhausts(t *testing.T) {
+	srv := newScriptServer(t)
+	srv.fallback = slowHeaders(5 * time.Second)
+	_, err := fastTransport(WithMaxRetries(2), WithAttemptTimeout(20*time.Millisecond)).
+		RoundTrip(mustRequest(t, http.MethodGet, srv.URL+"/api/alerts"))
+	xerr := mustAsError(t, err)
+	var timeout *attemptTimeoutError
+	if !errors.As(err, &timeout) || xerr.Attempts != 3 {
+		t.Errorf("err = %v (attempts %d), want three attempt timeouts", err, xerr.Attempts)
+	}
+	if !errors.Is(err, ErrRetriesExhausted) {
+		t.Errorf("err = %v, want ErrRetriesExhausted", err)
+	}
+}
+
+func TestMaxElapsedStopsWaits(t *testing.T) {
+	srv := newScriptServer(t)
+	srv.fallback = reply(500, envelope500(trackingA))
+	tr, clock := newFakeClockTransport(time.Now(), WithMaxRetries(10), WithMaxElapsed(10*time.Second))
+	_, err := tr.RoundTrip(mustRequest(t, http.MethodGet, srv.URL+"/api/alerts"))
+	xerr := mustAsError(t, err)
+	if !errors.Is(err, ErrWaitTooLong) {
+		t.Errorf("err = %v, want ErrWaitTooLong", err)
+	}
+	var slept time.Duration
+	for _, w := range clock.all() {
+		slept += w
+	}
+	if slept > 10*time.Second {
+		t.Errorf("slept %v in all, past the 10 s maximum elapsed time", slept)
+	}
+	if xerr.Attempts >= 11 || xerr.TrackingID != trackingA {
+		t.Errorf("attempts %d, tracking ID %q", xerr.Attempts, xerr.TrackingID)
+	}
+}
+
+func TestMaxElapsedLimitsAttempt(t *testing.T) {
+	srv := newScriptServer(t)
+	srv.fallback = slowHeaders(5 * time.Second)
+	_, err := fastTransport(WithMaxElapsed(50*time.Millisecond)).RoundTrip(mustRequest(t, http.MethodGet, srv.URL+"/api/alerts"))
+	var timeout *attemptTimeoutError
+	if !errors.As(err, &timeout) {
+		t.Errorf("err = %v, want an attempt timeout", err)
+	}
+}
+
+func TestContextDeadlineBeatsMaxElapsed(t *testing.T) {
+	srv := newScriptServer(t)
+	srv.fallback = slowHeaders(5 * time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel()
+	_, err := fastTransport(WithMaxElapsed(time.Hour)).RoundTrip(mustRequest(t, http.MethodGet, srv.URL+"/api/alerts").WithContext(ctx))
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("err = %v, want the context deadline", err)
+	}
+	mustAsError(t, err)
+}
+
+func TestContextWithOptions(t *testing.T) {
+	t.Run("no retries for one request", func(t *testing.T) {
+		srv := newScriptServer(t)
+		srv.fallback = reply(500, envelope500(trackingA))
+		tr := fastTransport()
+		ctx := ContextWithOptions(context.Background(), WithMaxRetries(0))
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/api/machines/m1/isolate", strings.NewReader("{}"))
+		_, err := tr.RoundTrip(req)
+		if xerr := mustAsError(t, err); xerr.Attempts != 1 {
+			t.Errorf("attempts = %d, want 1", xerr.Attempts)
+		}
+		// The Transport's own policy is unchanged for other requests.
+		_, err = tr.RoundTrip(mustRequest(t, http.MethodGet, srv.URL+"/api/alerts"))
+		if xerr := mustAsError(t, err); xerr.Attempts != 5 {
+			t.Errorf("attempts = %d, want 5", xerr.Attempts)
+		}
+	})
+	t.Run("longer wait for one request", func(t *testing.T) {
+		srv := newScriptServer(t, reply(429, "", "Retry-After: 600"))
+		tr, clock := newFakeClockTransport(time.Now(), WithThrottleGate(false))
+		ctx := ContextWithOptions(context.Background(), WithMaxWait(time.Hour))
+		resp, err := tr.RoundTrip(mustRequest(t, http.MethodGet, srv.URL+"/api/alerts").WithContext(ctx))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if w := clock.all(); len(w) != 1 || w[0] != 10*time.Minute {
+			t.Errorf("waits = %v, want 10m", w)
+		}
+	})
+	t.Run("nested contexts add up", func(t *testing.T) {
+		ctx := ContextWithOptions(context.Background(), WithMaxRetries(1))
+		ctx = ContextWithOptions(ctx, WithMaxWait(time.Hour))
+		p := New(nil).policyFor(ctx)
+		if p.maxRetries != 1 || p.maxWait != time.Hour {
+			t.Errorf("policy = %+v, want both options", p)
+		}
+	})
+}
+
+func TestRetryMethods(t *testing.T) {
+	tr := fastTransport(WithRetryMethods(http.MethodGet), WithTokenRefresh(refreshTo("good")))
+	t.Run("POST is not retried", func(t *testing.T) {
+		srv := newScriptServer(t, reply(503, ""))
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/api/machines/m1/isolate", strings.NewReader("{}"))
+		_, err := tr.RoundTrip(req)
+		xerr := mustAsError(t, err)
+		if xerr.Attempts != 1 || !xerr.Transient() {
+			t.Errorf("attempts %d transient %v, want 1 and true", xerr.Attempts, xerr.Transient())
+		}
+	})
+	t.Run("GET is retried", func(t *testing.T) {
+		srv := newScriptServer(t, reply(503, ""))
+		resp, err := tr.RoundTrip(mustRequest(t, http.MethodGet, srv.URL+"/api/alerts"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	})
+	t.Run("POST is refreshed", func(t *testing.T) {
+		srv := newScriptServer(t, reply(401, ""))
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/api/machines/m1/isolate", strings.NewReader("{}"))
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	})
+}
+
+func TestOutcomeHook(t *testing.T) {
+	var outcomes []Outcome
+	tr, _ := newFakeClockTransport(time.Now(), WithTokenRefresh(refreshTo("good")), WithOutcomeHook(func(o Outcome) { outcomes = append(outcomes, o) }))
+	srv := newScriptServer(t,
+		reply(500, envelope500(trackingA)), reply(401, ""), reply(200, "ok"),
+		reply(404, `{"error":{"code":"NotFound","message":"x","target":"`+trackingB+`"}}`),
+	)
+	resp, err := tr.RoundTrip(mustRequest(t, http.MethodGet, srv.URL+"/api/alerts"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	_, err = tr.RoundTrip(mustRequest(t, http.MethodGet, srv.URL+"/api/machines/x"))
+	if err == nil {
+		t.Fatal("want the 404")
+	}
+
+	if len(outcomes) != 2 {
+		t.Fatalf("outcome hook called %d times for 2 requests", len(outcomes))
+	}
+	ok, failed := outcomes[0], outcomes[1]
+	if ok.Err != nil || ok.StatusCode != 200 || ok.Attempts != 3 || ok.Retries != 1 || !ok.Refreshed {
+		t.Errorf("success outcome = %+v", ok)
+	}
+	if failed.Err != err || failed.StatusCode != 404 || failed.Code != "NotFound" || failed.TrackingID != trackingB || failed.Attempts != 1 {
+		t.Errorf("failure outcome = %+v", failed)
+	}
+}

@@ -1,0 +1,5 @@
+//go:build soak
+
+package xdrretry_test
+
+func init() { soakRequests = soakFullRequests }
