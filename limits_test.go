@@ -109,7 +109,7 @@ func TestMaxElapsedStopsWaits(t *testing.T) {
 func TestMaxElapsedLimitsAttempt(t *testing.T) {
 	srv := newScriptServer(t)
 	srv.fallback = slowHeaders(5 * time.Second)
-	_, err := fastTransport(WithMaxElapsed(50*time.Millisecond)).RoundTrip(mustRequest(t, http.MethodGet, srv.URL+"/api/alerts"))
+	_, err := fastTransport(WithMaxElapsed(50 * time.Millisecond)).RoundTrip(mustRequest(t, http.MethodGet, srv.URL+"/api/alerts"))
 	var timeout *attemptTimeoutError
 	if !errors.As(err, &timeout) {
 		t.Errorf("err = %v, want an attempt timeout", err)
