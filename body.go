@@ -2,10 +2,14 @@ package xdrretry
 
 import (
 	"bytes"
+	"compress/gzip"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
+	"sync"
 )
 
 // Limits for reading the body of an error response. The transport reads up
@@ -29,18 +33,30 @@ type requestBody struct {
 	getBody  func() (io.ReadCloser, error)
 	calls    int
 	sent     bool // original was handed to an attempt
+
+	// readErr is the first error other than io.EOF that reading an
+	// attempt's body returned. The base transport reads on its own
+	// goroutine, so it is guarded by mu.
+	mu      sync.Mutex
+	readErr error
 }
 
 // newRequestBody prepares req's body for replay. Without GetBody, the body
 // is read into memory when replay may be needed, so that each attempt can
-// send the same bytes.
-func newRequestBody(req *http.Request, replay bool) (*requestBody, error) {
+// send the same bytes. If ctx ends during that read, the body is closed to
+// unblock it, as net/http does for a request in flight.
+func newRequestBody(ctx context.Context, req *http.Request, replay bool) (*requestBody, error) {
 	b := &requestBody{original: req.Body, getBody: req.GetBody}
 	if b.getBody != nil || !replay {
 		return b, nil
 	}
+	stop := context.AfterFunc(ctx, func() { req.Body.Close() })
 	buf, err := io.ReadAll(req.Body)
+	stop()
 	req.Body.Close()
+	if ctx.Err() != nil {
+		return nil, context.Cause(ctx)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("reading request body: %w", err)
 	}
@@ -62,12 +78,46 @@ func (b *requestBody) next() (io.Reader, error) {
 		return http.NoBody, nil
 	case 2:
 		b.sent = true
-		return b.original, nil
+		return &trackedBody{ReadCloser: b.original, owner: b}, nil
 	}
 	if b.getBody == nil {
 		return nil, errBodyNotReplayable
 	}
-	return b.getBody()
+	rc, err := b.getBody()
+	if err != nil {
+		return nil, err
+	}
+	return &trackedBody{ReadCloser: rc, owner: b}, nil
+}
+
+// failed returns the error that reading the request body returned, if
+// any. A failed attempt with such an error failed on the caller's side,
+// not the network's.
+func (b *requestBody) failed() error {
+	if b == nil {
+		return nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.readErr
+}
+
+// trackedBody records read errors of an attempt's body.
+type trackedBody struct {
+	io.ReadCloser
+	owner *requestBody
+}
+
+func (t *trackedBody) Read(p []byte) (int, error) {
+	n, err := t.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		t.owner.mu.Lock()
+		if t.owner.readErr == nil {
+			t.owner.readErr = err
+		}
+		t.owner.mu.Unlock()
+	}
+	return n, err
 }
 
 // close closes the caller's body if no attempt took it, as the
@@ -81,13 +131,32 @@ func (b *requestBody) close() {
 // readErrorBody reads the start of an error response's body, discards a
 // bounded remainder and closes it. It leaves resp.Body as http.NoBody so
 // that retryablehttp's own drain, which reads only 4 KiB, has nothing to
-// do.
+// do. A gzip body, which net/http leaves compressed when the caller set
+// Accept-Encoding, is decompressed up to the same limit.
 func readErrorBody(resp *http.Response) []byte {
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, errorBodyLimit))
-	if len(body) == errorBodyLimit && resp.ContentLength <= errorBodyLimit+drainLimit {
+	var body []byte
+	if strings.EqualFold(strings.TrimSpace(resp.Header.Get("Content-Encoding")), "gzip") {
+		body = readGzip(resp.Body)
+	} else {
+		body, _ = io.ReadAll(io.LimitReader(resp.Body, errorBodyLimit))
+	}
+	if resp.ContentLength <= errorBodyLimit+drainLimit {
 		io.CopyN(io.Discard, resp.Body, drainLimit)
 	}
 	resp.Body.Close()
 	resp.Body = http.NoBody
+	return body
+}
+
+// readGzip returns up to errorBodyLimit decompressed bytes of r, reading
+// at most errorBodyLimit compressed bytes. A body that is not valid gzip
+// yields what decompressed before the error.
+func readGzip(r io.Reader) []byte {
+	zr, err := gzip.NewReader(io.LimitReader(r, errorBodyLimit))
+	if err != nil {
+		return nil
+	}
+	defer zr.Close()
+	body, _ := io.ReadAll(io.LimitReader(zr, errorBodyLimit))
 	return body
 }

@@ -26,6 +26,7 @@ type call struct {
 	start  time.Time             // set only when policy.maxElapsed is
 	out    http.Request          // the copy of req that is sent
 	rreq   retryablehttp.Request // wraps out for retryablehttp
+	body   *requestBody          // nil when the request has no body
 	req    *http.Request         // the caller's request, never modified
 	header http.Header           // the header that the latest attempt sent
 

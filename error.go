@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // Error is the error that [Transport.RoundTrip] returns when a request fails:
@@ -48,8 +49,10 @@ type Error struct {
 	// Challenge is the parsed WWW-Authenticate challenge of a 401, or nil.
 	Challenge *Challenge
 
-	// RetryAfter is the wait that the service asked for when the transport
-	// gave up rather than wait that long. It is 0 otherwise.
+	// RetryAfter is the wait that the next attempt needed when the
+	// transport stopped because that wait was longer than the maximum wait
+	// or than the time left before the deadline: the service's Retry-After
+	// or quota window, or else the backoff. It is 0 otherwise.
 	RetryAfter time.Duration
 
 	// Attempts is the number of requests sent, including the last.
@@ -134,7 +137,22 @@ func (e *Error) Error() string {
 	if e.StatusCode != 0 && e.Err != nil {
 		fmt.Fprintf(&b, ": %v", e.Err)
 	}
-	return b.String()
+	return oneLine(b.String())
+}
+
+// oneLine replaces the control characters of s, such as line breaks and
+// terminal escapes that a server put in its error message, with spaces, so
+// that the text cannot forge log lines.
+func oneLine(s string) string {
+	if !strings.ContainsFunc(s, unicode.IsControl) {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, s)
 }
 
 // Unwrap returns the underlying cause, or nil.

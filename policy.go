@@ -214,7 +214,9 @@ type RefreshFunc func(ctx context.Context, rejected *Error) (token string, err e
 // The request is then sent once more with the new token. Requests rejected
 // with the same token share one call, and later requests that still carry
 // a rejected token are sent with its replacement. Without it, a 401 fails
-// at once.
+// at once. The function gets a context apart from the request's, so that
+// one caller giving up does not fail the others. A call that has not
+// returned within a minute fails the requests that wait for it.
 func WithTokenRefresh(fn RefreshFunc) Option {
 	return func(p *policy) { p.refresh = fn }
 }

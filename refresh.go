@@ -23,11 +23,13 @@ const maxReplacements = 32
 
 // Errors of the refresh step, wrapped in the Unauthorized [Error].
 var (
-	errNoRefresh    = errors.New("no token refresh function is set")
-	errEmptyToken   = errors.New("token refresh returned an empty token")
-	errSameToken    = errors.New("token refresh returned the rejected token")
-	errSecond401    = errors.New("the refreshed token was rejected too")
-	errRefreshPanic = errors.New("token refresh panicked")
+	errNoRefresh     = errors.New("no token refresh function is set")
+	errEmptyToken    = errors.New("token refresh returned an empty token")
+	errSameToken     = errors.New("token refresh returned the rejected token")
+	errSecond401     = errors.New("the refreshed token was rejected too")
+	errRefreshPanic  = errors.New("token refresh panicked")
+	errRefreshExited = errors.New("token refresh exited its goroutine without returning")
+	errInvalidToken  = errors.New("token refresh returned a token with control characters or surrounding spaces")
 )
 
 // tokens runs token refreshes and remembers which token replaced which.
@@ -94,11 +96,13 @@ func (t *tokens) get(ctx context.Context, refresh RefreshFunc, rejected string, 
 		if err != nil {
 			return "", err
 		}
-		switch fresh {
-		case "":
+		switch {
+		case fresh == "":
 			return "", errEmptyToken
-		case rejected:
+		case fresh == rejected:
 			return "", errSameToken
+		case !validToken(fresh):
+			return "", errInvalidToken
 		}
 		t.remember(rejected, fresh)
 		return fresh, nil
@@ -115,16 +119,55 @@ func (t *tokens) get(ctx context.Context, refresh RefreshFunc, rejected string, 
 	}
 }
 
-// callRefresh runs the refresh function and turns a panic into an error, because
-// a panic in singleflight's goroutine would end the program. cause is a
-// copy, so the function cannot change the error that the request returns.
-func callRefresh(ctx context.Context, refresh RefreshFunc, cause *Error) (token string, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("%w: %v", errRefreshPanic, r)
-		}
+// refreshResult is what one run of the refresh function returned.
+type refreshResult struct {
+	token    string
+	err      error
+	returned bool
+}
+
+// callRefresh runs the refresh function on a goroutine of its own and
+// waits for it at most until ctx ends. A function that ignores ctx then
+// keeps only its own goroutine, not the requests waiting for it. A panic
+// or a runtime.Goexit in the function becomes an error, because either
+// would otherwise end the program or leave the waiters with no result.
+// cause is a copy, so the function cannot change the error that the
+// request returns.
+func callRefresh(ctx context.Context, refresh RefreshFunc, cause *Error) (string, error) {
+	done := make(chan refreshResult, 1)
+	go func() {
+		var res refreshResult
+		defer func() {
+			if r := recover(); r != nil {
+				res.err = fmt.Errorf("%w: %v", errRefreshPanic, r)
+			} else if !res.returned {
+				res.err = errRefreshExited
+			}
+			done <- res
+		}()
+		res.token, res.err = refresh(ctx, cause)
+		res.returned = true
 	}()
-	return refresh(ctx, cause)
+	select {
+	case res := <-done:
+		return res.token, res.err
+	case <-ctx.Done():
+		return "", fmt.Errorf("token refresh did not return: %w", context.Cause(ctx))
+	}
+}
+
+// validToken reports whether token can be sent in an Authorization header:
+// no control characters and no spaces at either end.
+func validToken(token string) bool {
+	if strings.TrimSpace(token) != token {
+		return false
+	}
+	for i := 0; i < len(token); i++ {
+		if c := token[i]; c < 0x20 || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // bearerToken returns the token of an "Authorization: Bearer" header, or "".

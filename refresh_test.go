@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -73,6 +74,9 @@ func TestRefreshFailures(t *testing.T) {
 		{"empty token", func(context.Context, *Error) (string, error) { return "", nil }, errEmptyToken, 1},
 		{"same token", func(context.Context, *Error) (string, error) { return "expired", nil }, errSameToken, 1},
 		{"panic", func(context.Context, *Error) (string, error) { panic("bad hook") }, errRefreshPanic, 1},
+		{"goexit", func(context.Context, *Error) (string, error) { runtime.Goexit(); return "", nil }, errRefreshExited, 1},
+		{"control characters", func(context.Context, *Error) (string, error) { return "bad\ntoken", nil }, errInvalidToken, 1},
+		{"surrounding space", func(context.Context, *Error) (string, error) { return " token", nil }, errInvalidToken, 1},
 		{"second 401", func(context.Context, *Error) (string, error) { return "also-bad", nil }, errSecond401, 2},
 	}
 	for _, tc := range tests {
@@ -131,6 +135,40 @@ func TestRefreshHonoursCallerContext(t *testing.T) {
 		t.Errorf("err = %v, want the deadline", err)
 	}
 	mustAsError(t, err)
+}
+
+func TestInvalidTokenNotRemembered(t *testing.T) {
+	srv := tokenServer(t)
+	var calls int
+	tr := fastTransport(WithTokenRefresh(func(context.Context, *Error) (string, error) {
+		calls++
+		return "bad\ntoken", nil
+	}))
+	for range 3 {
+		req := mustRequest(t, http.MethodGet, srv.URL+"/api/alerts")
+		req.Header.Set("Authorization", "Bearer expired")
+		if _, err := tr.RoundTrip(req); !errors.Is(err, errInvalidToken) {
+			t.Errorf("err = %v, want errInvalidToken", err)
+		}
+	}
+	if calls != 3 {
+		t.Errorf("refresh called %d times for 3 rejections, want 3: an invalid token must not be reused", calls)
+	}
+}
+
+func TestStuckRefreshTimesOut(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	cause := &Error{Code: "Unauthorized"}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	_, err := callRefresh(ctx, func(context.Context, *Error) (string, error) {
+		<-release // ignores its context
+		return "late", nil
+	}, cause)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("err = %v, want the refresh context's deadline", err)
+	}
 }
 
 func TestConcurrentRefreshShared(t *testing.T) {

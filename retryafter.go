@@ -1,6 +1,7 @@
 package xdrretry
 
 import (
+	"errors"
 	"math"
 	"net/http"
 	"regexp"
@@ -79,6 +80,10 @@ func parseRetryAfterPart(part string, now time.Time, unit time.Duration) (time.D
 	}
 	if isDecimal(part) {
 		n, err := strconv.ParseFloat(part, 64)
+		if errors.Is(err, strconv.ErrRange) {
+			// Too many digits for a float64: longer than any wait.
+			return maxHeaderWait, true
+		}
 		if err != nil || math.IsNaN(n) {
 			return 0, false
 		}

@@ -2,6 +2,7 @@ package xdrretry
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -27,6 +28,7 @@ func TestParseRetryAfter(t *testing.T) {
 		{"merged dates", []string{"Wed, 01 May 2024 10:00:10 GMT, Wed, 01 May 2024 10:00:20 GMT"}, 20 * time.Second, true},
 		{"garbage and a number", []string{"soon, 4"}, 4 * time.Second, true},
 		{"huge", []string{"99999999999999999999"}, maxHeaderWait, true},
+		{"beyond float64", []string{strings.Repeat("9", 400)}, maxHeaderWait, true},
 		{"empty", []string{""}, 0, false},
 		{"missing", nil, 0, false},
 		{"negative", []string{"-5"}, 0, false},

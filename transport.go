@@ -111,17 +111,28 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		// spares the inner http.Client a copy of the URL.
 		out.Host = ""
 	}
+	// The inner http.Client rejects a RequestURI, which server requests
+	// such as those that httputil.ReverseProxy forwards carry, and turns
+	// URL user info into basic auth, which a plain RoundTripper never
+	// sends.
+	out.RequestURI = ""
+	if out.URL.User != nil {
+		u := *out.URL
+		u.User = nil
+		out.URL = &u
+	}
 	t.replaceRejectedToken(out)
 	c.header = out.Header
 
 	var body *requestBody
 	if req.Body != nil && req.Body != http.NoBody {
 		var err error
-		body, err = newRequestBody(req, c.policy.maxRetries > 0 || c.policy.refresh != nil)
+		body, err = newRequestBody(c.Context, req, c.policy.maxRetries > 0 || c.policy.refresh != nil)
 		if err != nil {
 			return c.finish(nil, c.fail(reasonRequest, err))
 		}
 		out.Body = nil
+		c.body = body
 	}
 	if err := c.awaitQuota(); err != nil {
 		body.close()
@@ -228,6 +239,18 @@ func (t *Transport) checkRetry(ctx context.Context, resp *http.Response, err err
 		v = classifyResponse(resp.StatusCode, resp.Header, readErrorBody(resp), t.now())
 	}
 	c.record(v, err)
+
+	if bodyErr := c.body.failed(); bodyErr != nil && err != nil {
+		// The caller's body failed, not the network: sending it again
+		// would fail the same way.
+		c.final = c.newError(c.stopReason(reasonRequest, err), bodyErr)
+		return false, nil
+	}
+	if c.Context.Err() != nil {
+		// The context ended while the error body was read.
+		c.final = c.newError(reasonCanceled, context.Cause(c.Context))
+		return false, nil
+	}
 
 	switch v.action {
 	case actionRetry:

@@ -2,6 +2,7 @@ package xdrretry
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"runtime"
 	"strings"
@@ -779,26 +783,37 @@ func TestLoggerNeverLogsTokens(t *testing.T) {
 }
 
 func TestConcurrentUse(t *testing.T) {
+	// Every request fails once, with a 500 or a 429 by turns, then
+	// succeeds: each takes exactly two attempts.
 	srv := newScriptServer(t)
-	var n atomic.Int32
+	var mu sync.Mutex
+	seen := map[string]bool{}
 	srv.fallback = func(w http.ResponseWriter, r *http.Request) {
-		switch n.Add(1) % 4 {
-		case 0:
-			reply(500, envelope500(trackingA))(w, r)
-		case 1:
-			reply(429, "", "Retry-After: 0")(w, r)
-		default:
+		id := r.Header.Get("X-Request-Number")
+		mu.Lock()
+		retry := seen[id]
+		seen[id] = true
+		mu.Unlock()
+		switch {
+		case retry:
 			reply(200, "ok")(w, r)
+		case len(id)%2 == 0:
+			reply(500, envelope500(trackingA))(w, r)
+		default:
+			reply(429, "", "Retry-After: 0")(w, r)
 		}
 	}
-	client := &http.Client{Transport: fastTransport(WithMaxRetries(10))}
+	client := &http.Client{Transport: fastTransport(WithThrottleGate(false))}
 	var wg sync.WaitGroup
+	var number atomic.Int32
 	for range 16 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for range 20 {
-				resp, err := client.Post(srv.URL+"/api/advancedqueries/run", "application/json", strings.NewReader(`{"Query":"x"}`))
+				req, _ := http.NewRequest(http.MethodPost, srv.URL+"/api/advancedqueries/run", strings.NewReader(`{"Query":"x"}`))
+				req.Header.Set("X-Request-Number", fmt.Sprint(number.Add(1)))
+				resp, err := client.Do(req)
 				if err != nil {
 					t.Error(err)
 					return
@@ -808,7 +823,142 @@ func TestConcurrentUse(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	if n := len(srv.requests()); n != 2*16*20 {
+		t.Errorf("server saw %d requests, want 640", n)
+	}
 }
+
+func TestUnderReverseProxy(t *testing.T) {
+	backend := newScriptServer(t, reply(503, ""))
+	target, _ := url.Parse(backend.URL)
+	proxy := httptest.NewServer(&httputil.ReverseProxy{
+		Rewrite:   func(pr *httputil.ProxyRequest) { pr.SetURL(target) },
+		Transport: fastTransport(),
+	})
+	defer proxy.Close()
+
+	resp, err := http.Get(proxy.URL + "/api/alerts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("status through the proxy = %d, want 200 after a retry", resp.StatusCode)
+	}
+	if n := len(backend.requests()); n != 2 {
+		t.Errorf("backend saw %d requests, want 2", n)
+	}
+}
+
+func TestUserInfoNotSentAsBasicAuth(t *testing.T) {
+	srv := newScriptServer(t)
+	u, _ := url.Parse(srv.URL + "/api/alerts")
+	u.User = url.UserPassword("user", "secret")
+	req := mustRequest(t, http.MethodGet, u.String())
+	resp, err := fastTransport().RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := srv.requests()[0].auth; got != "" {
+		t.Errorf("sent Authorization %q, want none as a plain transport", got)
+	}
+	if req.URL.User == nil {
+		t.Errorf("caller's URL lost its user info")
+	}
+}
+
+func TestErrorIsOneLine(t *testing.T) {
+	srv := newScriptServer(t, reply(400, `{"error":{"code":"BadRequest\nFAKE","message":"first\nlevel=ERROR \u001b[31m","target":"t\r\n1"}}`))
+	_, err := fastTransport().RoundTrip(mustRequest(t, http.MethodGet, srv.URL+"/api/alerts"))
+	msg := err.Error()
+	if strings.ContainsAny(msg, "\r\n\x1b") {
+		t.Errorf("message has control characters: %q", msg)
+	}
+	if xerr := mustAsError(t, err); xerr.Message != "first\nlevel=ERROR \x1b[31m" {
+		t.Errorf("Message = %q, want the raw text kept in the field", xerr.Message)
+	}
+}
+
+func TestGzipErrorBody(t *testing.T) {
+	var zipped bytes.Buffer
+	zw := gzip.NewWriter(&zipped)
+	io.WriteString(zw, `{"error":{"code":"ResourceNotFound","message":"gone","target":"`+trackingA+`"}}`)
+	zw.Close()
+	srv := newScriptServer(t, reply(404, zipped.String(), "Content-Encoding: gzip"))
+	req := mustRequest(t, http.MethodGet, srv.URL+"/api/machines/x")
+	req.Header.Set("Accept-Encoding", "gzip")
+	_, err := fastTransport().RoundTrip(req)
+	xerr := mustAsError(t, err)
+	if xerr.Code != "ResourceNotFound" || xerr.TrackingID != trackingA {
+		t.Errorf("code %q tracking ID %q, want the compressed envelope's", xerr.Code, xerr.TrackingID)
+	}
+}
+
+func TestCancelDuringErrorBody(t *testing.T) {
+	for _, status := range []int{404, 503} {
+		t.Run(fmt.Sprint(status), func(t *testing.T) {
+			release := make(chan struct{})
+			defer close(release)
+			srv := newScriptServer(t, func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(status)
+				io.WriteString(w, `{"error":{"code":"x",`)
+				w.(http.Flusher).Flush()
+				select {
+				case <-release:
+				case <-r.Context().Done():
+				}
+			})
+			ctx, cancel := context.WithCancel(context.Background())
+			var hooks int
+			tr := fastTransport(WithRetryHook(func(RetryEvent) { hooks++ }))
+			time.AfterFunc(20*time.Millisecond, cancel)
+			_, err := tr.RoundTrip(mustRequest(t, http.MethodGet, srv.URL+"/api/alerts").WithContext(ctx))
+			xerr := mustAsError(t, err)
+			if !errors.Is(err, context.Canceled) || xerr.Transient() {
+				t.Errorf("err = %v, want a cancelled, not transient, error", err)
+			}
+			if hooks != 0 {
+				t.Errorf("retry hook called %d times after the cancel", hooks)
+			}
+		})
+	}
+}
+
+func TestBufferedBodyHonoursDeadline(t *testing.T) {
+	srv := newScriptServer(t)
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/upload", pr)
+	_, err := fastTransport().RoundTrip(req)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("err = %v, want the deadline", err)
+	}
+	mustAsError(t, err)
+}
+
+func TestBodyReadErrorNotRetried(t *testing.T) {
+	// io.ErrUnexpectedEOF from the caller's body looks like a dropped
+	// connection, but sending the body again would fail the same way.
+	srv := newScriptServer(t)
+	newBody := func() io.Reader {
+		return io.MultiReader(strings.NewReader("part"), truncatedReader{})
+	}
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/upload", newBody())
+	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(newBody()), nil }
+	req.ContentLength = 100
+	_, err := fastTransport().RoundTrip(req)
+	xerr := mustAsError(t, err)
+	if !errors.Is(err, io.ErrUnexpectedEOF) || xerr.Attempts != 1 {
+		t.Errorf("err = %v after %d attempts, want the body's error after 1", err, xerr.Attempts)
+	}
+}
+
+type truncatedReader struct{}
+
+func (truncatedReader) Read([]byte) (int, error) { return 0, io.ErrUnexpectedEOF }
 
 func TestMalformedRequests(t *testing.T) {
 	t.Run("nil URL", func(t *testing.T) {

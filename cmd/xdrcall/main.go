@@ -87,10 +87,10 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&cfg.method, "X", "", "HTTP `method` (default GET, or POST when -d is set)")
 	fs.StringVar(&cfg.data, "d", "", "request `body`; @FILE reads the body from FILE")
 	fs.Var(&cfg.headers, "H", "extra request `header` as \"Name: value\" (repeatable)")
-	fs.IntVar(&cfg.retries, "retries", xdrretry.DefaultMaxRetries, "retries after the first attempt for transient failures (0 disables them)")
-	fs.DurationVar(&cfg.maxWait, "max-wait", xdrretry.DefaultMaxWait, "longest single wait before a retry; a longer Retry-After fails at once")
-	fs.DurationVar(&cfg.backoffMin, "backoff", xdrretry.DefaultInitialBackoff, "mean of the first backoff wait")
-	fs.DurationVar(&cfg.backoffMax, "backoff-max", xdrretry.DefaultMaxBackoff, "cap of every backoff wait")
+	fs.IntVar(&cfg.retries, "retries", xdrretry.DefaultMaxRetries, "retries after the first attempt for transient failures (0 or less disables them)")
+	fs.DurationVar(&cfg.maxWait, "max-wait", xdrretry.DefaultMaxWait, "longest single wait before a retry; a longer Retry-After fails at once (0 or less keeps the default)")
+	fs.DurationVar(&cfg.backoffMin, "backoff", xdrretry.DefaultInitialBackoff, "mean of the first backoff wait (0 or less keeps the default)")
+	fs.DurationVar(&cfg.backoffMax, "backoff-max", xdrretry.DefaultMaxBackoff, "cap of every backoff wait (0 or less keeps the default)")
 	fs.DurationVar(&cfg.timeout, "timeout", 5*time.Minute, "limit for the whole call, retries and waits included (0 for none)")
 	fs.BoolVar(&cfg.verbose, "v", false, "log each retry and give-up to standard error")
 	fs.Usage = func() {
@@ -216,11 +216,14 @@ func readBody(data string) (io.Reader, error) {
 // printError prints a failed request: the one-line error, then the
 // tracking ID on a line of its own for support tickets.
 func printError(w io.Writer, err error) {
-	fmt.Fprintf(w, "xdrcall: %v\n", err)
 	var xerr *xdrretry.Error
 	if !errors.As(err, &xerr) {
+		fmt.Fprintf(w, "xdrcall: %v\n", err)
 		return
 	}
+	// The *Error names the request itself; http.Client's wrapping would
+	// name the URL a second time.
+	fmt.Fprintf(w, "xdrcall: %v\n", xerr)
 	if xerr.TrackingID != "" {
 		fmt.Fprintf(w, "tracking ID: %s\n", xerr.TrackingID)
 	}

@@ -122,6 +122,9 @@ func TestCallErrorShowsTrackingID(t *testing.T) {
 	if !strings.Contains(errOut, "404 NotFound") {
 		t.Errorf("stderr lacks the code:\n%s", errOut)
 	}
+	if n := strings.Count(errOut, srv.URL); n != 1 {
+		t.Errorf("stderr names the URL %d times, want once:\n%s", n, errOut)
+	}
 	if out != "" {
 		t.Errorf("stdout = %q, want nothing", out)
 	}

@@ -38,7 +38,7 @@ func tourScenes() []scene {
 			title:  "A throttled call",
 			method: http.MethodPost,
 			path:   "/api/advancedqueries/run",
-			body:   `{"Query":"DeviceInfo | take 3"}`,
+			body:   `{"Query":"DeviceInfo | take 5"}`,
 			setup: func(srv *xdrtest.Server, _ string) {
 				srv.Script("POST /api/advancedqueries/run", xdrtest.Throttle("1"))
 			},
