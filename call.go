@@ -239,7 +239,7 @@ func (c *call) planRefresh() (bool, error) {
 	return true, nil
 }
 
-// notify tells the retry hook and the logger about the planned retry.
+// notify reports the planned retry to the retry hook and the logger.
 func (c *call) notify(refresh bool) {
 	p := c.policy
 	if p.onRetry == nil && p.logger == nil {

@@ -49,7 +49,7 @@ type verdict struct {
 	info   errorInfo
 
 	// retryAfter is the minimum wait from the Retry-After family of
-	// headers; hasRetryAfter says whether one could be parsed.
+	// headers; hasRetryAfter reports whether one could be parsed.
 	retryAfter    time.Duration
 	hasRetryAfter bool
 

@@ -38,7 +38,7 @@ type Error struct {
 	// InnerCode is Graph's innerError code, when present.
 	InnerCode string
 
-	// TrackingID is the ID that Microsoft support asks for: Graph's
+	// TrackingID is the ID that Microsoft support requests: Graph's
 	// innerError request-id, else Defender's target, else the request-id,
 	// x-ms-request-id or client-request-id response header.
 	TrackingID string
@@ -84,7 +84,7 @@ type Attempt struct {
 	Wait       time.Duration // wait before the next attempt
 }
 
-// reason says why the transport stopped, for Error's message and Is.
+// reason is why the transport stopped, for Error's message and Is.
 type reason int
 
 const (

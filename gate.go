@@ -16,7 +16,7 @@ import (
 //
 //   - [QuotaHunting]: advanced hunting queries, 45 calls a minute and 1,500
 //     an hour (Defender for Endpoint "Advanced hunting API" page), plus CPU
-//     quotas that also answer 429.
+//     quotas that also return 429.
 //   - [QuotaIndicatorImport]: indicator batch import, 30 calls a minute.
 //   - [QuotaLiveResponse]: live response commands, 10 calls a minute and 25
 //     concurrent sessions.
@@ -78,7 +78,7 @@ func quotaKeyOf(u *url.URL) quotaKey {
 	return quotaKey{host: strings.ToLower(u.Host), class: QuotaClassOf(u)}
 }
 
-// gates remembers, per quota, until when the service said the quota is
+// gates records, per quota, until when the service reported the quota as
 // spent. Requests of that quota that start or retry before then wait.
 type gates struct {
 	mu    sync.Mutex
@@ -100,7 +100,7 @@ func (g *gates) close(key quotaKey, until time.Time) {
 	g.count.Store(int32(len(g.until)))
 }
 
-// remaining returns how long the gate of key stays shut, or 0. It forgets
+// remaining returns how long the gate of key stays shut, or 0. It drops
 // gates that have opened.
 func (g *gates) remaining(key quotaKey, now time.Time) time.Duration {
 	if g.count.Load() == 0 {

@@ -26,7 +26,7 @@ const (
 
 	// DefaultMaxWait is the longest single wait the transport sleeps. A
 	// Retry-After or quota window longer than this ends the request at once
-	// with an error that says how long to wait.
+	// with an error that states how long to wait.
 	DefaultMaxWait = 2 * time.Minute
 )
 
@@ -119,7 +119,7 @@ func WithBackoff(initial, maxInterval time.Duration) Option {
 
 // WithMaxWait sets the longest single wait before a retry. When a response
 // requires a longer wait (Retry-After, or an hourly quota window), the
-// request fails at once with an [Error] whose RetryAfter says how long to
+// request fails at once with an [Error] whose RetryAfter states how long to
 // wait. A value of 0 or less keeps the default, [DefaultMaxWait].
 func WithMaxWait(d time.Duration) Option {
 	return func(p *policy) {
@@ -170,7 +170,7 @@ func WithRetryBudget(tokens, cost int) Option {
 }
 
 // WithThrottleGate turns the throttle gate on or off; it is on by default.
-// When a response says a quota is spent (a 429, or a 503 with
+// When a response reports a quota as spent (a 429, or a 503 with
 // Retry-After), the gate holds the requests of the same host and
 // [QuotaClass] that start or retry before the quota returns, instead of
 // sending them into a certain 429. The wait is bounded by the maximum
@@ -306,8 +306,9 @@ func (p *policy) newBackoff() *backoff.ExponentialBackOff {
 // quota window from the message caps the backoff instead, and a window
 // longer than the maximum wait is not worth a blind wait.
 func (p *policy) retryWait(v verdict, next, timeLeft time.Duration) (time.Duration, bool) {
-	// The backoff's jitter may exceed its cap by up to half; keep it under
-	// both caps so that only the service's own demands end a request.
+	// The backoff's jitter may exceed its cap by up to half. Keeping it
+	// under both caps means that only the service's own demands end a
+	// request.
 	wait := min(next, p.maxBackoff, p.maxWait)
 
 	switch {

@@ -77,8 +77,8 @@ func (t *tokens) remember(rejected, fresh string) {
 }
 
 // get returns a token to replace rejected. Requests rejected with the same
-// token share one call of the refresh function; a token that was already
-// replaced is answered from the table without a call.
+// token share one call of the refresh function. For a token that was
+// already replaced, the replacement comes from the table without a call.
 func (t *tokens) get(ctx context.Context, refresh RefreshFunc, rejected string, cause *Error) (string, error) {
 	if refresh == nil {
 		return "", errNoRefresh
@@ -119,7 +119,7 @@ func (t *tokens) get(ctx context.Context, refresh RefreshFunc, rejected string, 
 	}
 }
 
-// refreshResult is what one run of the refresh function returned.
+// refreshResult is the result of one run of the refresh function.
 type refreshResult struct {
 	token    string
 	err      error
