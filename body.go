@@ -128,35 +128,71 @@ func (b *requestBody) close() {
 	}
 }
 
-// readErrorBody reads the start of an error response's body, discards a
-// bounded remainder and closes it. It leaves resp.Body as http.NoBody so
-// that retryablehttp's own drain, which reads only 4 KiB, has nothing to
-// do. A gzip body, which net/http leaves compressed when the caller set
-// Accept-Encoding, is decompressed up to the same limit.
-func readErrorBody(resp *http.Response) []byte {
-	var body []byte
-	if strings.EqualFold(strings.TrimSpace(resp.Header.Get("Content-Encoding")), "gzip") {
-		body = readGzip(resp.Body)
-	} else {
-		body, _ = io.ReadAll(io.LimitReader(resp.Body, errorBodyLimit))
+// peekErrorBody reads up to errorBodyLimit bytes of an error response's
+// body and returns them as sent, leaving the rest unread.
+func peekErrorBody(resp *http.Response) []byte {
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, errorBodyLimit))
+	return raw
+}
+
+// decodeErrorBody returns the text of a peeked body. A gzip body, which
+// net/http leaves compressed when the caller set Accept-Encoding, is
+// decompressed up to errorBodyLimit bytes. A body that is not valid gzip
+// yields what decompressed before the error.
+func decodeErrorBody(header http.Header, raw []byte) []byte {
+	if !strings.EqualFold(strings.TrimSpace(header.Get("Content-Encoding")), "gzip") {
+		return raw
 	}
+	zr, err := gzip.NewReader(bytes.NewReader(raw))
+	if err != nil {
+		return nil
+	}
+	defer zr.Close()
+	text, _ := io.ReadAll(io.LimitReader(zr, errorBodyLimit))
+	return text
+}
+
+// discardBody drains a bounded remainder of a peeked body and closes it.
+// It leaves resp.Body as http.NoBody so that retryablehttp's own drain,
+// which reads only 4 KiB, has nothing to do.
+func discardBody(resp *http.Response) {
 	if resp.ContentLength <= errorBodyLimit+drainLimit {
 		io.CopyN(io.Discard, resp.Body, drainLimit)
 	}
 	resp.Body.Close()
 	resp.Body = http.NoBody
-	return body
 }
 
-// readGzip returns up to errorBodyLimit decompressed bytes of r, reading
-// at most errorBodyLimit compressed bytes. A body that is not valid gzip
-// yields what decompressed before the error.
-func readGzip(r io.Reader) []byte {
-	zr, err := gzip.NewReader(io.LimitReader(r, errorBodyLimit))
-	if err != nil {
+// errorBody is the body of an error response that is returned to the
+// caller under WithErrorResponses: the peeked bytes, then the rest, with
+// the typed error attached for ErrorFromResponse.
+type errorBody struct {
+	io.Reader
+	body io.Closer
+	err  *Error
+}
+
+func (e *errorBody) Close() error { return e.body.Close() }
+
+// restoreBody puts the peeked bytes back in front of the rest of the body
+// and attaches err.
+func restoreBody(resp *http.Response, raw []byte, err *Error) {
+	resp.Body = &errorBody{
+		Reader: io.MultiReader(bytes.NewReader(raw), resp.Body),
+		body:   resp.Body,
+		err:    err,
+	}
+}
+
+// ErrorFromResponse returns the typed error of a failed response that a
+// Transport configured with WithErrorResponses returned, or nil for any
+// other response. It reads nothing from the body.
+func ErrorFromResponse(resp *http.Response) *Error {
+	if resp == nil {
 		return nil
 	}
-	defer zr.Close()
-	body, _ := io.ReadAll(io.LimitReader(zr, errorBodyLimit))
-	return body
+	if eb, ok := resp.Body.(*errorBody); ok {
+		return eb.err
+	}
+	return nil
 }

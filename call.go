@@ -86,7 +86,7 @@ func (c *call) record(v verdict, err error) {
 
 // planRetry decides whether a transient failure is retried and how long
 // to wait first.
-func (c *call) planRetry(v verdict, err error) (bool, error) {
+func (c *call) planRetry(v verdict, err error) bool {
 	p := c.policy
 	if c.retries >= p.maxRetries {
 		r := reasonExhausted
@@ -94,7 +94,7 @@ func (c *call) planRetry(v verdict, err error) (bool, error) {
 			r = reasonFailFast
 		}
 		c.final = c.newError(c.stopReason(r, err), err)
-		return false, nil
+		return false
 	}
 
 	if c.backoff == nil {
@@ -122,17 +122,17 @@ func (c *call) planRetry(v verdict, err error) (bool, error) {
 		e := c.newError(reasonWait, err)
 		e.RetryAfter = wait
 		c.final = e
-		return false, nil
+		return false
 	}
 	if !c.t.budget.spend() {
 		c.final = c.newError(reasonBudget, err)
-		return false, nil
+		return false
 	}
 
 	c.retries++
 	c.wait = wait
 	c.notify(false)
-	return true, nil
+	return true
 }
 
 // timeLeft returns the time until the request's deadline or the end of its
@@ -205,7 +205,8 @@ func (c *call) awaitQuota() *Error {
 	return nil
 }
 
-// finish calls the outcome hook and returns what RoundTrip returns.
+// finish calls the outcome hook and returns what RoundTrip returns: the
+// response when there is one, else err.
 func (c *call) finish(resp *http.Response, err *Error) (*http.Response, error) {
 	if fn := c.policy.onOutcome; fn != nil {
 		o := Outcome{Request: c.req, Attempts: c.attempts, Retries: c.retries, Refreshed: c.refreshed}
@@ -216,27 +217,27 @@ func (c *call) finish(resp *http.Response, err *Error) (*http.Response, error) {
 		}
 		fn(o)
 	}
-	if err != nil {
-		return nil, err
+	if resp != nil {
+		return resp, nil
 	}
-	return resp, nil
+	return nil, err
 }
 
 // planRefresh decides whether a 401 is retried with a new token.
-func (c *call) planRefresh() (bool, error) {
+func (c *call) planRefresh() bool {
 	switch {
 	case c.policy.refresh == nil:
 		c.final = c.newError(reasonRefresh, errNoRefresh)
-		return false, nil
+		return false
 	case c.refreshed:
 		c.final = c.newError(reasonRefresh, errSecond401)
-		return false, nil
+		return false
 	}
 	c.refreshed = true
 	c.refreshNext = true
 	c.rejected = bearerToken(c.header)
 	c.notify(true)
-	return true, nil
+	return true
 }
 
 // notify reports the planned retry to the retry hook and the logger.

@@ -50,6 +50,7 @@ type policy struct {
 	attemptTimeout time.Duration
 	maxElapsed     time.Duration
 	retryMethods   []string // nil means every method
+	errorResponses bool
 	refresh        RefreshFunc
 	logger         *slog.Logger
 	onRetry        func(RetryEvent)
@@ -201,6 +202,16 @@ func WithPacing(class QuotaClass, perMinute float64, burst int) Option {
 		}
 		p.pacing = pacing
 	}
+}
+
+// WithErrorResponses makes a request that fails with a response return
+// that last response, body intact, instead of an [*Error], for SDKs such as
+// Kiota and azcore that parse error bodies themselves. [ErrorFromResponse]
+// still returns the typed error of such a response. Failures without a
+// response (network errors, a cancelled context, a failed token refresh)
+// still return an *Error. Off by default.
+func WithErrorResponses(enabled bool) Option {
+	return func(p *policy) { p.errorResponses = enabled }
 }
 
 // RefreshFunc returns a new access token after the service rejected a

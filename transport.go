@@ -156,6 +156,10 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := t.client.Do(&c.rreq)
 	body.close()
 	switch {
+	case c.final != nil && ErrorFromResponse(resp) != nil:
+		// WithErrorResponses: the caller gets the response itself.
+		resp.Request = req
+		return c.finish(resp, c.final)
 	case c.final != nil:
 		closeResponse(resp)
 		return c.finish(nil, c.final)
@@ -217,10 +221,9 @@ func withBearer(h http.Header, token string) http.Header {
 }
 
 // checkRetry is retryablehttp's CheckRetry. It classifies each attempt and
-// records the decision in the call. It never returns true without a wait
-// planned, and never returns an error: a final failure is returned as a
-// success to retryablehttp, which then keeps the connection pool intact,
-// and RoundTrip turns it into c.final.
+// records the decision in the call. It never returns an error: a final
+// failure is returned as a success to retryablehttp, which then keeps the
+// connection pool intact, and RoundTrip turns it into c.final.
 func (t *Transport) checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
 	c := callFrom(ctx)
 	if c == nil {
@@ -231,39 +234,57 @@ func (t *Transport) checkRetry(ctx context.Context, resp *http.Response, err err
 		return false, nil
 	}
 
-	var v verdict
+	var (
+		v   verdict
+		raw []byte
+	)
 	if err != nil {
 		v.action = classifyError(c.Context, err)
 		err = unwrapURLError(err)
 	} else {
-		v = classifyResponse(resp.StatusCode, resp.Header, readErrorBody(resp), t.now())
+		raw = peekErrorBody(resp)
+		v = classifyResponse(resp.StatusCode, resp.Header, decodeErrorBody(resp.Header, raw), t.now())
 	}
 	c.record(v, err)
+	retry := c.decide(v, err)
 
+	if resp != nil && err == nil {
+		if !retry && c.policy.errorResponses && c.final != nil && c.final.reason != reasonCanceled {
+			restoreBody(resp, raw, c.final)
+		} else {
+			discardBody(resp)
+		}
+	}
+	return retry, nil
+}
+
+// decide turns the verdict of a failed attempt into a retry, or into
+// c.final, and reports whether to retry.
+func (c *call) decide(v verdict, err error) bool {
 	if bodyErr := c.body.failed(); bodyErr != nil && err != nil {
 		// The caller's body failed, not the network: sending it again
 		// would fail the same way.
 		c.final = c.newError(c.stopReason(reasonRequest, err), bodyErr)
-		return false, nil
+		return false
 	}
 	if c.Context.Err() != nil {
 		// The context ended while the error body was read.
 		c.final = c.newError(reasonCanceled, context.Cause(c.Context))
-		return false, nil
+		return false
 	}
 
 	switch v.action {
 	case actionRetry:
 		if !c.policy.retries(c.req.Method) {
 			c.final = c.newError(c.stopReason(reasonFailFast, err), err)
-			return false, nil
+			return false
 		}
 		return c.planRetry(v, err)
 	case actionRefresh:
 		return c.planRefresh()
 	default:
 		c.final = c.newError(c.stopReason(reasonFailFast, err), err)
-		return false, nil
+		return false
 	}
 }
 

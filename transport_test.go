@@ -1030,3 +1030,81 @@ func TestFailFastLoggedAtDebug(t *testing.T) {
 		t.Errorf("a fail-fast 404 should log at Debug only:\n%s", buf.String())
 	}
 }
+
+func TestErrorResponsesMode(t *testing.T) {
+	bigMessage := strings.Repeat("m", 100<<10)
+	notFound := `{"error":{"code":"NotFound","message":"` + bigMessage + `","target":"` + trackingA + `"}}`
+	tests := []struct {
+		name     string
+		steps    []step
+		status   int
+		body     string
+		code     string
+		attempts int
+	}{
+		{"fail-fast 404 over the peek limit", []step{reply(404, notFound)}, 404, notFound, "NotFound", 1},
+		{"exhausted 503", []step{reply(503, "a"), reply(503, "b"), reply(503, "last")}, 503, "last", "ServiceUnavailable", 3},
+		{"401 without refresh", []step{reply(401, `{"error":{"code":"Unauthorized"}}`)}, 401, `{"error":{"code":"Unauthorized"}}`, "Unauthorized", 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := newScriptServer(t, tc.steps...)
+			var outcome Outcome
+			tr := fastTransport(WithErrorResponses(true), WithMaxRetries(2), WithOutcomeHook(func(o Outcome) { outcome = o }))
+			req := mustRequest(t, http.MethodGet, srv.URL+"/api/machines/x")
+			resp, err := tr.RoundTrip(req)
+			if err != nil {
+				t.Fatalf("err = %v, want the response", err)
+			}
+			body, readErr := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if readErr != nil || string(body) != tc.body {
+				t.Errorf("body of %d bytes (err %v) differs from the %d sent", len(body), readErr, len(tc.body))
+			}
+			if resp.StatusCode != tc.status || resp.Request != req {
+				t.Errorf("status %d, request is the caller's: %v", resp.StatusCode, resp.Request == req)
+			}
+			xerr := ErrorFromResponse(resp)
+			if xerr == nil || xerr.Code != tc.code || xerr.Attempts != tc.attempts {
+				t.Fatalf("ErrorFromResponse = %+v, want code %s after %d attempts", xerr, tc.code, tc.attempts)
+			}
+			if outcome.Err == nil || outcome.StatusCode != tc.status {
+				t.Errorf("outcome = %+v, want the failure reported", outcome)
+			}
+		})
+	}
+
+	t.Run("success has no error", func(t *testing.T) {
+		srv := newScriptServer(t)
+		resp, err := fastTransport(WithErrorResponses(true)).RoundTrip(mustRequest(t, http.MethodGet, srv.URL))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if ErrorFromResponse(resp) != nil || ErrorFromResponse(nil) != nil {
+			t.Errorf("ErrorFromResponse returned an error for a success or nil")
+		}
+	})
+	t.Run("network failure is still an Error", func(t *testing.T) {
+		srv := newScriptServer(t)
+		srv.fallback = hangUp()
+		_, err := fastTransport(WithErrorResponses(true), WithMaxRetries(1)).RoundTrip(mustRequest(t, http.MethodGet, srv.URL))
+		mustAsError(t, err)
+	})
+	t.Run("connection reused", func(t *testing.T) {
+		srv := newScriptServer(t)
+		srv.fallback = reply(404, notFound)
+		client := &http.Client{Transport: New(&http.Transport{}, WithErrorResponses(true))}
+		for range 20 {
+			resp, err := client.Get(srv.URL + "/api/machines/x")
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		if n := srv.conns.Load(); n != 1 {
+			t.Errorf("opened %d connections, want 1", n)
+		}
+	})
+}
