@@ -22,10 +22,14 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
 	"time"
+
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/xdrretry/xdrretry"
 )
@@ -55,6 +59,8 @@ type config struct {
 	backoffMax time.Duration
 	timeout    time.Duration
 	verbose    bool
+	scope      string
+	authority  string
 	url        string
 }
 
@@ -93,6 +99,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&cfg.backoffMax, "backoff-max", xdrretry.DefaultMaxBackoff, "cap of every backoff wait (0 or less keeps the default)")
 	fs.DurationVar(&cfg.timeout, "timeout", 5*time.Minute, "limit for the whole call, retries and waits included (0 for none)")
 	fs.BoolVar(&cfg.verbose, "v", false, "log each retry and give-up to standard error")
+	fs.StringVar(&cfg.scope, "scope", "", "OAuth `scope` for AZURE_* credentials (default: from the URL's host, such as https://api.securitycenter.microsoft.com/.default)")
+	fs.StringVar(&cfg.authority, "authority", "", "token endpoint base `URL` for AZURE_* credentials (default $AZURE_AUTHORITY_HOST, else https://login.microsoftonline.com)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: xdrcall [flags] [URL]
 
@@ -100,9 +108,11 @@ Without URL, xdrcall starts a fake Defender API on a loopback port and shows
 the transport at work: a 500 that heals, a throttled call, an expired token
 that is refreshed, and a 404 that fails fast.
 
-With URL, xdrcall sends one request with "Authorization: Bearer $XDR_TOKEN",
-prints the response body and exits 0, or prints the error with its tracking
-ID and exits 1. Exit status 2 means bad flags or a missing XDR_TOKEN.
+With URL, xdrcall sends one request, prints the response body and exits 0,
+or prints the error with its tracking ID and exits 1. The token comes from
+XDR_TOKEN, or else from AZURE_TENANT_ID, AZURE_CLIENT_ID and
+AZURE_CLIENT_SECRET by the client credentials flow, which also refreshes it
+after a 401. Exit status 2 means bad flags or missing credentials.
 
 Flags:
 `)
@@ -144,17 +154,11 @@ func (cfg *config) options(stderr io.Writer) []xdrretry.Option {
 
 // runCall sends one request to a URL that the user gave.
 func runCall(ctx context.Context, cfg *config, stdout, stderr io.Writer, getenv func(string) string) int {
-	token := strings.TrimSpace(getenv("XDR_TOKEN"))
-	if token == "" {
-		fmt.Fprintln(stderr, "xdrcall: XDR_TOKEN is not set: export an access token for the API, for example from `az account get-access-token --resource https://api.securitycenter.microsoft.com`")
-		return exitUsage
-	}
 	body, err := readBody(cfg.data)
 	if err != nil {
 		fmt.Fprintf(stderr, "xdrcall: %v\n", err)
 		return exitUsage
 	}
-
 	if cfg.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, cfg.timeout)
@@ -165,11 +169,6 @@ func runCall(ctx context.Context, cfg *config, stdout, stderr io.Writer, getenv 
 		fmt.Fprintf(stderr, "xdrcall: invalid request: %v\n", err)
 		return exitUsage
 	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Accept", "application/json")
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
 	for _, h := range cfg.headers {
 		name, value, ok := strings.Cut(h, ":")
 		if !ok || strings.TrimSpace(name) == "" {
@@ -178,8 +177,30 @@ func runCall(ctx context.Context, cfg *config, stdout, stderr io.Writer, getenv 
 		}
 		req.Header.Set(strings.TrimSpace(name), strings.TrimSpace(value))
 	}
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 
-	client := &http.Client{Transport: xdrretry.New(nil, cfg.options(stderr)...)}
+	opts := cfg.options(stderr)
+	token := strings.TrimSpace(getenv("XDR_TOKEN"))
+	if token == "" {
+		creds, err := clientCredentials(cfg, req.URL, getenv)
+		if err != nil {
+			fmt.Fprintf(stderr, "xdrcall: %v\n", err)
+			return exitUsage
+		}
+		tok, err := creds.Token(ctx)
+		if err != nil {
+			fmt.Fprintf(stderr, "xdrcall: getting a token from %s: %v\n", creds.TokenURL, err)
+			return exitFailed
+		}
+		token = tok.AccessToken
+		opts = append(opts, xdrretry.WithTokenRefresh(xdrretry.RefreshFromTokenFunc(creds.Token)))
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+
+	client := &http.Client{Transport: xdrretry.New(nil, opts...)}
 	resp, err := client.Do(req)
 	if err != nil {
 		printError(stderr, err)
@@ -195,6 +216,51 @@ func runCall(ctx context.Context, cfg *config, stdout, stderr io.Writer, getenv 
 		return exitFailed
 	}
 	return exitOK
+}
+
+// clientCredentials returns the client credentials flow of the AZURE_*
+// variables for the scope of target.
+func clientCredentials(cfg *config, target *url.URL, getenv func(string) string) (*clientcredentials.Config, error) {
+	tenant, client, secret := getenv("AZURE_TENANT_ID"), getenv("AZURE_CLIENT_ID"), getenv("AZURE_CLIENT_SECRET")
+	if tenant == "" || client == "" || secret == "" {
+		return nil, errors.New("no credentials: set XDR_TOKEN to an access token, " +
+			"or AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET for an app registration")
+	}
+	authority := cfg.authority
+	if authority == "" {
+		authority = getenv("AZURE_AUTHORITY_HOST")
+	}
+	if authority == "" {
+		authority = "https://login.microsoftonline.com"
+	}
+	scope := cfg.scope
+	if scope == "" {
+		scope = defaultScope(target)
+	}
+	return &clientcredentials.Config{
+		ClientID:     client,
+		ClientSecret: secret,
+		TokenURL:     strings.TrimSuffix(authority, "/") + "/" + url.PathEscape(tenant) + "/oauth2/v2.0/token",
+		Scopes:       []string{scope},
+		AuthStyle:    oauth2.AuthStyleInParams,
+	}, nil
+}
+
+// defaultScope returns the .default scope of the API at u: Graph's for
+// Graph hosts, the Defender for Endpoint application's for the Defender
+// hosts (api.security.microsoft.com, api.securitycenter.microsoft.com and
+// their regional us., eu., uk. and au. forms), and the host's own
+// otherwise.
+func defaultScope(u *url.URL) string {
+	host := strings.ToLower(u.Hostname())
+	switch {
+	case strings.HasPrefix(host, "graph.microsoft."):
+		return "https://" + host + "/.default"
+	case strings.HasSuffix(host, "api.security.microsoft.com"),
+		strings.HasSuffix(host, "api.securitycenter.microsoft.com"):
+		return "https://api.securitycenter.microsoft.com/.default"
+	}
+	return "https://" + u.Host + "/.default"
 }
 
 // readBody returns the request body for -d: the text itself, or the

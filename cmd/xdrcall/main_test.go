@@ -3,9 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -152,7 +158,8 @@ func TestUsageErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"missing token", nil, []string{"http://127.0.0.1:1/api/alerts"}, "XDR_TOKEN is not set"},
+		{"missing credentials", nil, []string{"http://127.0.0.1:1/api/alerts"}, "no credentials: set XDR_TOKEN"},
+		{"partial credentials", map[string]string{"AZURE_TENANT_ID": "t", "AZURE_CLIENT_ID": "c"}, []string{"http://127.0.0.1:1/api/alerts"}, "AZURE_CLIENT_SECRET"},
 		{"two URLs", nil, []string{"http://127.0.0.1:1/a", "http://127.0.0.1:1/b"}, "at most one URL"},
 		{"bad header", map[string]string{"XDR_TOKEN": "t"}, []string{"-H", "NoColon", "http://127.0.0.1:1/a"}, `invalid header "NoColon"`},
 		{"missing body file", map[string]string{"XDR_TOKEN": "t"}, []string{"-d", "@/nonexistent/q.json", "http://127.0.0.1:1/a"}, "reading body"},
@@ -177,9 +184,108 @@ func TestHelpExplainsEveryFlag(t *testing.T) {
 	if code != exitOK {
 		t.Errorf("exit %d, want 0", code)
 	}
-	for _, flag := range []string{"-X", "-d", "-H", "-retries", "-max-wait", "-backoff", "-backoff-max", "-timeout", "-v", "XDR_TOKEN"} {
+	for _, flag := range []string{"-X", "-d", "-H", "-retries", "-max-wait", "-backoff", "-backoff-max", "-timeout", "-v", "-scope", "-authority", "XDR_TOKEN", "AZURE_CLIENT_SECRET"} {
 		if !strings.Contains(errOut, flag) {
 			t.Errorf("help lacks %s:\n%s", flag, errOut)
+		}
+	}
+}
+
+// tokenEndpoint is a loopback client credentials endpoint that issues
+// tokens of api and records the forms it received.
+type tokenEndpoint struct {
+	*httptest.Server
+	mu    sync.Mutex
+	forms []url.Values
+	paths []string
+}
+
+func newTokenEndpoint(t *testing.T, api *xdrtest.Server) *tokenEndpoint {
+	t.Helper()
+	e := &tokenEndpoint{}
+	e.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.ParseForm()
+		e.mu.Lock()
+		e.forms = append(e.forms, r.PostForm)
+		e.paths = append(e.paths, r.URL.Path)
+		e.mu.Unlock()
+		if r.PostForm.Get("client_secret") != "s3cret" {
+			w.WriteHeader(http.StatusUnauthorized)
+			io.WriteString(w, `{"error":"invalid_client","error_description":"bad secret"}`)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"access_token": api.IssueToken(time.Hour), "token_type": "Bearer", "expires_in": 3600})
+	}))
+	t.Cleanup(e.Close)
+	return e
+}
+
+func TestCallWithClientCredentials(t *testing.T) {
+	api := xdrtest.NewServer()
+	defer api.Close()
+	endpoint := newTokenEndpoint(t, api)
+	env := map[string]string{
+		"AZURE_TENANT_ID":      "contoso",
+		"AZURE_CLIENT_ID":      "app-id",
+		"AZURE_CLIENT_SECRET":  "s3cret",
+		"AZURE_AUTHORITY_HOST": endpoint.URL,
+	}
+	// The first token is revoked as soon as it is used: xdrcall must
+	// refresh it through the transport.
+	api.Script("GET /api/alerts", xdrtest.ErrorCode(401, "Unauthorized", "token revoked"))
+
+	code, out, errOut := runForTest(t, env, "-scope", "https://api.security.microsoft.com/.default", api.URL+"/api/alerts")
+	if code != exitOK {
+		t.Fatalf("exit %d, stderr:\n%s", code, errOut)
+	}
+	if !strings.Contains(out, `"value"`) {
+		t.Errorf("stdout lacks the alerts:\n%s", out)
+	}
+	endpoint.mu.Lock()
+	defer endpoint.mu.Unlock()
+	if len(endpoint.forms) != 2 {
+		t.Fatalf("token endpoint called %d times, want 2 (token, refresh)", len(endpoint.forms))
+	}
+	form := endpoint.forms[0]
+	if form.Get("grant_type") != "client_credentials" || form.Get("client_id") != "app-id" || form.Get("scope") != "https://api.security.microsoft.com/.default" {
+		t.Errorf("token request form = %v", form)
+	}
+	if endpoint.paths[0] != "/contoso/oauth2/v2.0/token" {
+		t.Errorf("token request path = %q", endpoint.paths[0])
+	}
+}
+
+func TestCallWithBadSecret(t *testing.T) {
+	api := xdrtest.NewServer()
+	defer api.Close()
+	endpoint := newTokenEndpoint(t, api)
+	env := map[string]string{"AZURE_TENANT_ID": "t", "AZURE_CLIENT_ID": "c", "AZURE_CLIENT_SECRET": "wrong"}
+	code, _, errOut := runForTest(t, env, "-authority", endpoint.URL, api.URL+"/api/alerts")
+	if code != exitFailed || !strings.Contains(errOut, "getting a token") || !strings.Contains(errOut, "invalid_client") {
+		t.Errorf("exit %d, stderr %q; want a token error", code, errOut)
+	}
+	if strings.Contains(errOut, "wrong") {
+		t.Errorf("stderr shows the client secret: %q", errOut)
+	}
+	if n := len(api.Requests()); n != 0 {
+		t.Errorf("the API saw %d requests without a token", n)
+	}
+}
+
+func TestDefaultScope(t *testing.T) {
+	tests := map[string]string{
+		"https://api.security.microsoft.com/api/alerts":       "https://api.securitycenter.microsoft.com/.default",
+		"https://eu.api.security.microsoft.com/api/machines":  "https://api.securitycenter.microsoft.com/.default",
+		"https://api.securitycenter.microsoft.com/api/alerts": "https://api.securitycenter.microsoft.com/.default",
+		"https://graph.microsoft.com/v1.0/security/alerts_v2": "https://graph.microsoft.com/.default",
+		"https://graph.microsoft.us/v1.0/security/incidents":  "https://graph.microsoft.us/.default",
+		"http://127.0.0.1:8080/api/alerts":                    "https://127.0.0.1:8080/.default",
+	}
+	for raw, want := range tests {
+		u, _ := url.Parse(raw)
+		if got := defaultScope(u); got != want {
+			t.Errorf("defaultScope(%s) = %q, want %q", raw, got, want)
 		}
 	}
 }
