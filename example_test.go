@@ -39,7 +39,7 @@ func Example() {
 	// Output: 200 OK after 2 attempts
 }
 
-// Read the code and the tracking ID, which Microsoft support asks for,
+// Read the code and the tracking ID, which Microsoft support requests,
 // from a failed call.
 func ExampleError() {
 	api := xdrtest.NewServer()
