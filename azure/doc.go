@@ -10,7 +10,7 @@
 //	cred, err := azidentity.NewClientSecretCredential(tenantID, clientID, secret, nil)
 //	...
 //	client := &http.Client{Transport: azure.NewTransport(cred, nil, []string{azure.DefenderScope})}
-//	resp, err := client.Get("https://api.security.microsoft.com/api/alerts")
+//	resp, err := client.Get("https://api.securitycenter.microsoft.com/api/alerts")
 //
 // # Under an azcore pipeline
 //
@@ -42,7 +42,7 @@
 // # Scopes
 //
 // A token is valid for one API, the resource whose permissions the app
-// registration holds:
+// registration has:
 //   - [DefenderScope] for the Defender for Endpoint API (machines, alerts,
 //     machine actions, advanced queries: the "WindowsDefenderATP"
 //     permissions), as Microsoft's guide to app access for Defender for

@@ -42,33 +42,36 @@ var errClaimsNotJSON = errors.New("the claims of the 401's insufficient_claims c
 
 // NewRefresh returns an [xdrretry.RefreshFunc] that gets a new token from
 // cred for scopes. It requests the token with continuous access evaluation
-// (CAE) enabled, as azcore's BearerTokenPolicy does, so that the
-// credential's tokens carry the CAE capability.
+// (CAE) enabled, as azcore's BearerTokenPolicy does, so that azidentity
+// declares the CAE capability (xms_cc "cp1") in its token requests.
 //
 // After a 401 whose WWW-Authenticate challenge has error="insufficient_claims"
 // and claims, the claims go to cred. The credentials of azidentity then
-// skip their token cache and ask Microsoft Entra ID for a token that
-// satisfies the claims.
+// skip their token cache and request a token that satisfies the claims
+// from Microsoft Entra ID.
 //
 // After any other 401, the token in the credential's cache is usually the
-// one that was rejected: azidentity (through MSAL for Go) returns a cached
-// token until five minutes before it expires. To get a new token anyway,
+// one that was rejected: azidentity (through MSAL for Go v1.10.1) returns its
+// cached token until five minutes before the token expires, or until the
+// earlier refresh time that Entra ID may set. To get a new token anyway,
 // the function sends cred a claims request of its own,
 // {"access_token":{"nbf":{"essential":true,"value":"<now>"}}}, the form of
-// the CAE challenge that asks for a token issued after a given time. It
+// the CAE challenge that requests a token issued after a given time. It
 // does so at most once per [ForcedRefreshInterval]. Within the interval it
-// asks cred without claims and so may get back the rejected token, and
+// calls cred without claims and so may get back the rejected token, and
 // xdrretry then fails the request with [xdrretry.ErrRefreshFailed].
 //
-// How a credential answers claims depends on its kind. In azidentity
+// How a credential handles claims depends on its kind. In azidentity
 // v1.15.0, the credentials of an app (client secret, certificate, client
 // assertion, workload identity) and ManagedIdentityCredential request a
-// new token. The interactive credentials may prompt the user again.
+// new token. The user credentials (interactive browser, device code)
+// redeem their refresh token with the claims, and prompt the user again
+// when that fails.
 // AzureCLICredential, AzureDeveloperCLICredential and
-// AzurePowerShellCredential return an error that asks the user to log in
+// AzurePowerShellCredential return an error that tells the user to log in
 // again with the claims.
 //
-// NOTE: Entra ID's answer to a claims request that no service sent was
+// NOTE: Entra ID's response to a claims request that no service sent was
 // checked only against a local fake token endpoint, not against Entra ID.
 func NewRefresh(cred azcore.TokenCredential, scopes ...string) xdrretry.RefreshFunc {
 	r := &refresher{cred: cred, scopes: append([]string(nil), scopes...), now: time.Now}

@@ -29,7 +29,7 @@ type Transport struct {
 }
 
 // NewTransport returns a Transport that gets tokens for scopes from cred
-// and sends requests through xdrretry.New(base, opts...), with a
+// and sends requests through xdrretry.New(base, opts...), with
 // [xdrretry.WithTokenRefresh] of [NewRefresh](cred, scopes...) added after
 // opts. A WithTokenRefresh in opts is therefore replaced. A nil base means
 // [http.DefaultTransport].
@@ -41,7 +41,8 @@ func NewTransport(cred azcore.TokenCredential, base http.RoundTripper, scopes []
 
 // RoundTrip sets the bearer token on a copy of req when req has no
 // Authorization header, and sends it as described on [xdrretry.Transport].
-// The token is sent only over https. The caller's request is not modified.
+// It sets a token only on an https request, and fails a plain http request
+// that has no Authorization header. The caller's request is not modified.
 //
 // When the credential fails, RoundTrip returns its error, wrapped, and no
 // request is sent.
