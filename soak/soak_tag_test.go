@@ -1,5 +1,5 @@
 //go:build soak
 
-package xdrretry_test
+package soak_test
 
 func init() { soakRequests = soakFullRequests }

@@ -1,4 +1,4 @@
-package xdrretry_test
+package soak_test
 
 import (
 	"context"
