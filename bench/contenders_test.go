@@ -20,9 +20,16 @@ import (
 // Retry settings shared by the contenders. The waits are small so that a
 // benchmark that retries measures the work of each client more than its
 // sleep.
+//
+// The first wait is 0.5 ms, jittered to 0.25-0.75 ms where the client
+// adds jitter. The Go runtime on Linux sleeps in whole milliseconds
+// (runtime/netpoll_epoll.go), so every one of these waits takes one tick,
+// about 1.1 ms on the machine in BENCHMARKS.md. A first wait of 1 ms
+// jittered by ±50% would take one tick or two at random, and the
+// benchmark would compare the jitter instead of the clients.
 const (
 	maxRetries     = 4
-	initialBackoff = time.Millisecond
+	initialBackoff = 500 * time.Microsecond
 	maxBackoff     = 16 * time.Millisecond
 
 	// kiotaDelaySeconds is the smallest backoff that kiota-http-go v1.5.4
@@ -116,10 +123,11 @@ func newRetryableHTTPClient(base *http.Transport, _ refreshFunc) *http.Client {
 }
 
 // newKiotaClient returns a client over a kiota-http-go middleware pipeline
-// that holds only the RetryHandler. The Graph SDK adds more middleware
-// (redirect, compression, user agent, headers inspection, parameter name
-// decoding and Graph telemetry), which this comparison leaves out.
-// RetryHandler retries 429, 503 and 504 only, and honours Retry-After.
+// that contains only the RetryHandler, which retries 429, 503 and 504 and
+// honours Retry-After. The Graph SDK's pipeline also has kiota's redirect,
+// compression, parameter name decoding, user agent and headers inspection
+// handlers, and Graph's telemetry and URL replace handlers. This
+// comparison leaves them out.
 func newKiotaClient(base *http.Transport, _ refreshFunc) *http.Client {
 	handler := nethttplibrary.NewRetryHandlerWithOptions(nethttplibrary.RetryHandlerOptions{
 		MaxRetries:   maxRetries,
