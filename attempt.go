@@ -24,6 +24,14 @@ func (e *attemptTimeoutError) Error() string {
 func (e *attemptTimeoutError) Timeout() bool   { return true }
 func (e *attemptTimeoutError) Temporary() bool { return true }
 
+// innerHeader is the Header of the requests that the Transport hands to
+// the inner http.Client. That client clones the header of every request
+// it sends, for redirects that the Transport never follows; an empty map
+// makes the clone cheap. attemptTransport puts the request's own header
+// back before the base transport sees it, so this shared map is never
+// passed on and never written.
+var innerHeader = http.Header{}
+
 // attemptTransport sends one attempt through the base transport, with the
 // attempt's time limit. It is the Transport of retryablehttp's inner
 // http.Client and deliberately has no CloseIdleConnections method.
@@ -33,6 +41,11 @@ func (a attemptTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	c := callFrom(req.Context())
 	if c == nil {
 		return a.base.RoundTrip(req)
+	}
+	// req is the Transport's own copy; it arrives with innerHeader.
+	req.Header = c.header
+	if req.Header == nil {
+		req.Header = make(http.Header)
 	}
 	limit := c.attemptLimit()
 	if limit <= 0 {

@@ -47,6 +47,7 @@ type received struct {
 	contentLength int64
 	auth          string
 	host          string
+	header        http.Header
 }
 
 // scriptServer is a loopback server that responds with its steps in order,
@@ -80,6 +81,7 @@ func (s *scriptServer) serve(w http.ResponseWriter, r *http.Request) {
 	s.seen = append(s.seen, received{
 		method: r.Method, path: r.URL.Path, body: string(body),
 		contentLength: r.ContentLength, auth: r.Header.Get("Authorization"), host: r.Host,
+		header: r.Header.Clone(),
 	})
 	next := s.fallback
 	if len(s.steps) > 0 {

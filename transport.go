@@ -123,6 +123,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	t.replaceRejectedToken(out)
 	c.header = out.Header
+	out.Header = innerHeader
 
 	var body *requestBody
 	if req.Body != nil && req.Body != http.NoBody {
@@ -300,6 +301,9 @@ func (t *Transport) prepareRetry(req *http.Request) error {
 		c.final = c.newError(reasonCanceled, err)
 		return err
 	}
+	// retryablehttp made req a shallow copy of the request that
+	// attemptTransport gave the real header.
+	req.Header = innerHeader
 	if !c.refreshNext {
 		return nil
 	}
@@ -314,10 +318,9 @@ func (t *Transport) prepareRetry(req *http.Request) error {
 		}
 		return err
 	}
-	// retryablehttp made req a shallow copy; the header map is still the
-	// caller's.
-	req.Header = withBearer(req.Header, token)
-	c.header = req.Header
+	// The header map is still the caller's; attemptTransport sends the
+	// copy.
+	c.header = withBearer(c.header, token)
 	return nil
 }
 

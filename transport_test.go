@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -981,6 +982,47 @@ func TestMalformedRequests(t *testing.T) {
 			t.Errorf("retry sent Authorization %q", got)
 		}
 	})
+}
+
+// headerWriter sets a header on each request it sends, as some
+// middlewares do although a RoundTripper should not.
+type headerWriter struct{ http.RoundTripper }
+
+func (h headerWriter) RoundTrip(req *http.Request) (*http.Response, error) {
+	req.Header.Set("X-Stamp", req.URL.Path)
+	return h.RoundTripper.RoundTrip(req)
+}
+
+// TestBaseGetsRequestHeader checks that the base transport sees each
+// request's own header, not the empty map that the inner http.Client
+// gets, so that a base that writes into the header touches no other
+// request.
+func TestBaseGetsRequestHeader(t *testing.T) {
+	srv := newScriptServer(t, reply(500, ""))
+	tr := New(headerWriter{srv.Client().Transport}, WithBackoff(time.Millisecond, time.Millisecond))
+
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			req := mustRequest(t, http.MethodGet, fmt.Sprintf("%s/api/alerts/%d", srv.URL, i))
+			req.Header.Set("X-Caller", strconv.Itoa(i))
+			resp, err := tr.RoundTrip(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+		})
+	}
+	wg.Wait()
+	if len(innerHeader) != 0 {
+		t.Errorf("the inner client's header was written: %v", innerHeader)
+	}
+	for _, r := range srv.requests() {
+		if want := strings.TrimPrefix(r.path, "/api/alerts/"); r.header.Get("X-Caller") != want {
+			t.Errorf("%s sent X-Caller %q", r.path, r.header.Get("X-Caller"))
+		}
+	}
 }
 
 // nilBodyTransport returns the server's responses with a nil Body, as a
