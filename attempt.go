@@ -28,7 +28,7 @@ func (e *attemptTimeoutError) Temporary() bool { return true }
 // the inner http.Client. That client clones the header of every request
 // it sends, for redirects that the Transport never follows; an empty map
 // makes the clone cheap. attemptTransport puts the request's own header
-// back before the base transport sees it, so this shared map is never
+// back before the request reaches the base transport, so this shared map is never
 // passed on and never written.
 var innerHeader = http.Header{}
 

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"flag"
 	"net/http"
 	"strconv"
 	"testing"
@@ -10,9 +11,10 @@ import (
 )
 
 // Each benchmark runs one sub-benchmark per contender, named
-// contender=NAME, so that one run compares them:
+// contender=NAME, so that benchstat compares them (see turn for why the
+// loop):
 //
-//	go test -run '^$' -bench . -count 10 > bench.txt
+//	for i in 0 1 2 3 4 5 6 7 8 9; do go test -run '^$' -bench . . -turn $i; done > bench.txt
 //	benchstat -col /contender bench.txt
 //
 // Besides time and allocations, each reports two counts per operation:
@@ -44,7 +46,7 @@ func BenchmarkSuccess(b *testing.B) {
 		{"1KiB", path1KiB},
 		{"1MiB", path1MiB},
 	} {
-		for _, c := range contenders {
+		for _, c := range inTurn() {
 			b.Run("body="+size.name+"/contender="+c.name, func(b *testing.B) {
 				f := newFixture(b)
 				f.srv.SetFaultFunc(serveBodies)
@@ -63,7 +65,7 @@ func BenchmarkSuccess(b *testing.B) {
 // succeed. bare and kiota do not retry a 500 and return it.
 func BenchmarkRetry500(b *testing.B) {
 	const route = "GET /api/alerts/{id}"
-	for _, c := range contenders {
+	for _, c := range inTurn() {
 		b.Run("contender="+c.name, func(b *testing.B) {
 			f := newFixture(b)
 			client := c.newClient(f.base, nil)
@@ -88,7 +90,7 @@ func BenchmarkRetry500(b *testing.B) {
 // BenchmarkNotFound sends requests for an alert that does not exist. The
 // server responds with a 404 and a Defender error envelope.
 func BenchmarkNotFound(b *testing.B) {
-	for _, c := range contenders {
+	for _, c := range inTurn() {
 		b.Run("contender="+c.name, func(b *testing.B) {
 			f := newFixture(b)
 			client := c.newClient(f.base, nil)
@@ -111,7 +113,7 @@ func BenchmarkNotFound(b *testing.B) {
 // later request that carries an already replaced token with its
 // replacement, which would skip the 401.
 func BenchmarkRefresh401(b *testing.B) {
-	for _, c := range contenders {
+	for _, c := range inTurn() {
 		b.Run("contender="+c.name, func(b *testing.B) {
 			f := newFixture(b)
 			refresh := func(context.Context) (string, error) { return f.token, nil }
@@ -130,6 +132,29 @@ func BenchmarkRefresh401(b *testing.B) {
 			})
 		})
 	}
+}
+
+// turn sets the contender with which each benchmark starts. Within one
+// process, -count runs each contender's benchmark that many times in a
+// row, so a fair comparison runs the process several times, each with
+// the next turn:
+//
+//	for i in 0 1 2 3 4 5 6 7 8 9; do go test -run '^$' -bench . . -turn $i; done
+//
+// Each contender then runs equally often first and last, and a place in
+// the order, with the heap and scheduler state that it brings, does not
+// favour the same contender in every run.
+var turn = flag.Int("turn", 0, "index of the contender that each benchmark runs first")
+
+// inTurn returns the contenders in order, starting with the one at
+// index -turn.
+func inTurn() []contender {
+	k := *turn % len(contenders)
+	if k < 0 {
+		k += len(contenders)
+	}
+	order := append([]contender(nil), contenders[k:]...)
+	return append(order, contenders[:k]...)
 }
 
 // scenario describes the request of each benchmark iteration.
