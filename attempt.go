@@ -52,37 +52,62 @@ func (a attemptTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return a.base.RoundTrip(req)
 	}
 
-	// The timer cancels the attempt only while it waits for headers. Once
-	// they arrive, state moves on first and the timer can no longer cut
-	// the body; the context is released when the body is closed.
-	const (
-		waiting = iota
-		arrived
-		timedOut
-	)
-	var state atomic.Int32
+	// The timer cancels the attempt while it waits for headers. When the
+	// headers of a success arrive, the clock stops, so the timer never cuts
+	// its body. The Transport reads an error body inside RoundTrip, where
+	// the caller cannot bound the read, so for a status of 400 or above
+	// the clock runs until checkRetry has read it. The attempt's context
+	// is released when the body is closed.
+	clock := &attemptClock{limit: limit}
 	ctx, cancel := context.WithCancel(req.Context())
-	timer := time.AfterFunc(limit, func() {
-		if state.CompareAndSwap(waiting, timedOut) {
+	clock.timer = time.AfterFunc(limit, func() {
+		if clock.state.CompareAndSwap(clockRunning, clockExpired) {
 			cancel()
 		}
 	})
 	resp, err := a.base.RoundTrip(req.WithContext(ctx))
-	if !state.CompareAndSwap(waiting, arrived) {
+	if err == nil && resp.StatusCode >= 400 && !clock.expired() {
+		resp.Body = withCancel(resp.Body, cancel)
+		c.clock = clock
+		return resp, nil
+	}
+	if !clock.stop() {
 		if err == nil {
 			resp.Body.Close()
 		}
 		cancel()
 		return nil, &attemptTimeoutError{limit: limit}
 	}
-	timer.Stop()
 	if err != nil {
 		cancel()
 		return nil, err
 	}
-	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
+	resp.Body = withCancel(resp.Body, cancel)
 	return resp, nil
 }
+
+// States of an attemptClock.
+const (
+	clockRunning = iota
+	clockStopped
+	clockExpired
+)
+
+// attemptClock is the time limit of one attempt.
+type attemptClock struct {
+	limit time.Duration
+	timer *time.Timer
+	state atomic.Int32
+}
+
+// stop stops the clock and reports whether it stopped before the limit.
+func (a *attemptClock) stop() bool {
+	a.timer.Stop()
+	return a.state.CompareAndSwap(clockRunning, clockStopped) || a.state.Load() == clockStopped
+}
+
+// expired reports whether the limit has passed and canceled the attempt.
+func (a *attemptClock) expired() bool { return a.state.Load() == clockExpired }
 
 // attemptLimit returns the time the next attempt may wait for headers:
 // the attempt timeout, cut to the time left of the maximum elapsed time.
@@ -98,6 +123,16 @@ func (c *call) attemptLimit() time.Duration {
 	return limit
 }
 
+// withCancel returns body with a Close that also releases the attempt's
+// context. A body that can be written to, as the body of a 101 Switching
+// Protocols response is, keeps its Write method.
+func withCancel(body io.ReadCloser, cancel context.CancelFunc) io.ReadCloser {
+	if rw, ok := body.(io.ReadWriteCloser); ok {
+		return &cancelOnCloseWriter{ReadWriteCloser: rw, cancel: cancel}
+	}
+	return &cancelOnClose{ReadCloser: body, cancel: cancel}
+}
+
 // cancelOnClose releases an attempt's context when its body is closed.
 type cancelOnClose struct {
 	io.ReadCloser
@@ -106,6 +141,18 @@ type cancelOnClose struct {
 
 func (b *cancelOnClose) Close() error {
 	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
+}
+
+// cancelOnCloseWriter is cancelOnClose for a body that can be written to.
+type cancelOnCloseWriter struct {
+	io.ReadWriteCloser
+	cancel context.CancelFunc
+}
+
+func (b *cancelOnCloseWriter) Close() error {
+	err := b.ReadWriteCloser.Close()
 	b.cancel()
 	return err
 }

@@ -29,6 +29,7 @@ type call struct {
 	body   *requestBody          // nil when the request has no body
 	req    *http.Request         // the caller's request, never modified
 	header http.Header           // the header that the latest attempt sent
+	clock  *attemptClock         // the time limit of an error body being read
 
 	attempts    int
 	retries     int  // retries of transient failures so far

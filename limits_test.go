@@ -85,6 +85,97 @@ func TestAttemptTimeoutExhausts(t *testing.T) {
 	}
 }
 
+// stalledBody returns a step that writes status with a Content-Length of
+// 1,000, sends the first bytes of a Defender envelope and then stalls
+// until the client goes away.
+func stalledBody(status int) step {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "1000")
+		w.WriteHeader(status)
+		io.WriteString(w, `{"error":{"code":"Inter`)
+		w.(http.Flusher).Flush()
+		select {
+		case <-r.Context().Done():
+		case <-time.After(30 * time.Second):
+		}
+	}
+}
+
+func TestStalledErrorBodyTimesOut(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		status   int
+		opts     []Option
+		code     string
+		attempts int
+	}{
+		{"attempt timeout, 500", 500, []Option{WithMaxRetries(1), WithAttemptTimeout(50 * time.Millisecond)}, "InternalServerError", 2},
+		{"attempt timeout, 404", 404, []Option{WithAttemptTimeout(50 * time.Millisecond)}, "NotFound", 1},
+		{"max elapsed, 500", 500, []Option{WithMaxRetries(0), WithMaxElapsed(100 * time.Millisecond)}, "InternalServerError", 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := newScriptServer(t)
+			srv.fallback = stalledBody(tc.status)
+			// The deadline only keeps a broken build from hanging the
+			// suite; the test fails if it is what ends the request.
+			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+			defer cancel()
+			req := mustRequest(t, http.MethodGet, srv.URL+"/api/alerts")
+			_, err := fastTransport(tc.opts...).RoundTrip(req.WithContext(ctx))
+			xerr := mustAsError(t, err)
+			if ctx.Err() != nil {
+				t.Fatalf("the request ran until the test's deadline: %v", err)
+			}
+			var timeout *attemptTimeoutError
+			if !errors.As(err, &timeout) {
+				t.Errorf("err = %v, want an attempt timeout as the cause", err)
+			}
+			if xerr.Code != tc.code || xerr.StatusCode != tc.status {
+				t.Errorf("code = %q, status = %d; want %q, %d", xerr.Code, xerr.StatusCode, tc.code, tc.status)
+			}
+			if xerr.Attempts != tc.attempts {
+				t.Errorf("attempts = %d, want %d", xerr.Attempts, tc.attempts)
+			}
+		})
+	}
+}
+
+func TestAttemptTimeoutKeepsUpgradeBody(t *testing.T) {
+	// The server switches to a protocol that echoes what it reads.
+	srv := newScriptServer(t, func(w http.ResponseWriter, r *http.Request) {
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+		brw.Flush()
+		io.Copy(conn, brw)
+	})
+	req := mustRequest(t, http.MethodGet, srv.URL+"/api/stream")
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "echo")
+	resp, err := fastTransport(WithAttemptTimeout(time.Second)).RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("status = %d, want 101", resp.StatusCode)
+	}
+	rw, ok := resp.Body.(io.ReadWriteCloser)
+	if !ok {
+		t.Fatalf("body %T cannot be written to", resp.Body)
+	}
+	if _, err := io.WriteString(rw, "ping"); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 4)
+	if _, err := io.ReadFull(rw, got); err != nil || string(got) != "ping" {
+		t.Errorf("echo = %q, %v; want ping", got, err)
+	}
+}
+
 func TestMaxElapsedStopsWaits(t *testing.T) {
 	srv := newScriptServer(t)
 	srv.fallback = reply(500, envelope500(trackingA))

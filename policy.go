@@ -132,14 +132,18 @@ func WithMaxWait(d time.Duration) Option {
 
 // WithAttemptTimeout limits how long each attempt may wait for the
 // response headers. An attempt that times out counts as a network failure
-// and is retried. The limit never cuts a response body that has started to
-// arrive. 0, the default, sets no limit beyond the request's context.
+// and is retried. The limit never cuts the body of a response below 400.
+// The body of an error response, which the Transport reads itself, must
+// arrive within the same limit; if it does not, the status decides what
+// happens and the error's cause is the timeout. 0, the default, sets no
+// limit beyond the request's context.
 func WithAttemptTimeout(d time.Duration) Option {
 	return func(p *policy) { p.attemptTimeout = max(d, 0) }
 }
 
 // WithMaxElapsed limits the total time of a request across its attempts
-// and waits, measured until the headers of the last response. The
+// and waits, measured until the headers of the last response, or the end
+// of its body when the Transport reads it (a status of 400 or above). The
 // transport does not start a wait or an attempt that would pass it, and
 // the request's context deadline applies too when it is sooner. 0, the
 // default, sets no limit beyond the context.

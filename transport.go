@@ -236,18 +236,23 @@ func (t *Transport) checkRetry(ctx context.Context, resp *http.Response, err err
 	}
 
 	var (
-		v   verdict
-		raw []byte
+		v     verdict
+		raw   []byte
+		cause = err
 	)
 	if err != nil {
 		v.action = classifyError(c.Context, err)
-		err = unwrapURLError(err)
+		cause = unwrapURLError(err)
 	} else {
 		raw = peekErrorBody(resp)
+		if c.clock != nil && c.clock.expired() {
+			// The status stands; the body stopped short of the limit.
+			cause = &attemptTimeoutError{limit: c.clock.limit}
+		}
 		v = classifyResponse(resp.StatusCode, resp.Header, decodeErrorBody(resp.Header, raw), t.now())
 	}
-	c.record(v, err)
-	retry := c.decide(v, err)
+	c.record(v, cause)
+	retry := c.decide(v, cause)
 
 	if resp != nil && err == nil {
 		if !retry && c.policy.errorResponses && c.final != nil && c.final.reason != reasonCanceled {
@@ -255,6 +260,10 @@ func (t *Transport) checkRetry(ctx context.Context, resp *http.Response, err err
 		} else {
 			discardBody(resp)
 		}
+	}
+	if c.clock != nil {
+		c.clock.stop()
+		c.clock = nil
 	}
 	return retry, nil
 }
