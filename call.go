@@ -89,21 +89,29 @@ func (c *call) record(v verdict, err error) {
 // to wait first.
 func (c *call) planRetry(v verdict, err error) bool {
 	p := c.policy
-	if c.retries >= p.maxRetries {
-		r := reasonExhausted
-		if p.maxRetries == 0 {
-			r = reasonFailFast
-		}
-		c.final = c.newError(c.stopReason(r, err), err)
-		return false
-	}
-
 	if c.backoff == nil {
 		c.backoff = p.newBackoff()
 	}
 	now := c.t.now()
 	timeLeft := c.timeLeft(now)
 	wait, ok := p.retryWait(v, c.backoff.NextBackOff(), timeLeft)
+	// A throttled request that stops tells the caller how long to wait.
+	var stopWait time.Duration
+	if v.throttles() {
+		stopWait = wait
+	}
+
+	switch {
+	case !p.retries(c.req.Method) || p.maxRetries == 0:
+		c.shutGate(v, now, wait)
+		c.final = c.newErrorAfter(c.stopReason(reasonFailFast, err), err, stopWait)
+		return false
+	case c.retries >= p.maxRetries:
+		c.shutGate(v, now, wait)
+		c.final = c.newErrorAfter(c.stopReason(reasonExhausted, err), err, stopWait)
+		return false
+	}
+
 	if ok {
 		// Another request's throttle, or the pacer, may hold this one
 		// longer than its own backoff.
@@ -116,17 +124,13 @@ func (c *call) planRetry(v verdict, err error) bool {
 			res.CancelAt(now)
 		}
 	}
-	if v.throttles() && c.t.gates != nil {
-		c.t.gates.close(quotaKeyOf(c.req.URL), now.Add(wait))
-	}
+	c.shutGate(v, now, wait)
 	if !ok {
-		e := c.newError(reasonWait, err)
-		e.RetryAfter = wait
-		c.final = e
+		c.final = c.newErrorAfter(reasonWait, err, wait)
 		return false
 	}
 	if !c.t.budget.spend() {
-		c.final = c.newError(reasonBudget, err)
+		c.final = c.newErrorAfter(reasonBudget, err, stopWait)
 		return false
 	}
 
@@ -134,6 +138,16 @@ func (c *call) planRetry(v verdict, err error) bool {
 	c.wait = wait
 	c.notify(false)
 	return true
+}
+
+// shutGate closes the throttle gate of the request's host and quota class
+// until wait from now, when v says the quota is spent. Every request of
+// that host and class meets the same quota, whether or not this one
+// retries.
+func (c *call) shutGate(v verdict, now time.Time, wait time.Duration) {
+	if v.throttles() && c.t.gates != nil {
+		c.t.gates.close(quotaKeyOf(c.req.URL), now.Add(wait))
+	}
 }
 
 // timeLeft returns the time until the request's deadline or the end of its
@@ -193,9 +207,10 @@ func (c *call) awaitQuota() *Error {
 			res.CancelAt(now)
 		}
 		c.last = &Error{Code: statusName(http.StatusTooManyRequests), transient: true}
-		e := c.fail(reasonWait, errQuotaHeld)
-		e.RetryAfter = hold
-		return e
+		if c.final == nil {
+			c.final = c.newErrorAfter(reasonWait, errQuotaHeld, hold)
+		}
+		return c.final
 	}
 	if err := t.sleep(c.Context, hold); err != nil {
 		if res != nil {
@@ -275,6 +290,12 @@ func (c *call) stopReason(r reason, err error) reason {
 // newError returns the final error: the latest failed attempt with the
 // request, the attempt count, the history and the cause.
 func (c *call) newError(r reason, cause error) *Error {
+	return c.newErrorAfter(r, cause, 0)
+}
+
+// newErrorAfter is newError with the wait that the error reports in
+// RetryAfter.
+func (c *call) newErrorAfter(r reason, cause error, retryAfter time.Duration) *Error {
 	e := c.last
 	if e == nil {
 		e = &Error{}
@@ -284,6 +305,7 @@ func (c *call) newError(r reason, cause error) *Error {
 	e.Attempts = c.attempts
 	e.History = c.history
 	e.reason = r
+	e.RetryAfter = retryAfter
 	if cause != nil {
 		e.Err = cause
 	}

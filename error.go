@@ -49,10 +49,12 @@ type Error struct {
 	// Challenge is the parsed WWW-Authenticate challenge of a 401, or nil.
 	Challenge *Challenge
 
-	// RetryAfter is the wait that the next attempt needed when the
+	// RetryAfter is the wait that the next attempt needed: the service's
+	// Retry-After or quota window, or else the backoff. It is set when the
 	// transport stopped because that wait was longer than the maximum wait
-	// or than the time left before the deadline: the service's Retry-After
-	// or quota window, or else the backoff. It is 0 otherwise.
+	// or than the time left before the deadline, and when it stopped on a
+	// throttled response (a 429, or a 503 with Retry-After) that it did not
+	// retry. It is 0 otherwise.
 	RetryAfter time.Duration
 
 	// Attempts is the number of requests sent, including the last.

@@ -75,6 +75,54 @@ func TestThrottleGateHoldsLaterRequests(t *testing.T) {
 	}
 }
 
+// TestThrottleGateShutWithoutRetry checks that a 429 shuts the gate also
+// when the request that meets it does not retry, and that its error says
+// how long to wait.
+func TestThrottleGateShutWithoutRetry(t *testing.T) {
+	throttle := reply(429, `{"error":{"code":"TooManyRequests","message":"slow down","target":"t"}}`, "Retry-After: 30")
+	for _, tc := range []struct {
+		name   string
+		method string
+		opts   []Option
+		steps  []step
+		wantIs error
+	}{
+		{"no retries for the request", http.MethodGet, nil, []step{throttle}, ErrTooManyRequests},
+		{"method not retried", http.MethodPost, []Option{WithRetryMethods(http.MethodGet)}, []step{throttle}, ErrTooManyRequests},
+		{"last retry", http.MethodGet, []Option{WithMaxRetries(1)}, []step{reply(500, envelope500(trackingA)), throttle}, ErrRetriesExhausted},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := newScriptServer(t, tc.steps...)
+			start := time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC)
+			tr, clock := newFakeClockTransport(start, tc.opts...)
+
+			req := mustRequest(t, tc.method, srv.URL+"/api/alerts")
+			if tc.name == "no retries for the request" {
+				req = req.WithContext(ContextWithOptions(req.Context(), WithMaxRetries(0)))
+			}
+			_, err := tr.RoundTrip(req)
+			xerr := mustAsError(t, err)
+			if !errors.Is(err, tc.wantIs) {
+				t.Errorf("err = %v, want %v", err, tc.wantIs)
+			}
+			if xerr.RetryAfter != 30*time.Second {
+				t.Errorf("RetryAfter = %v, want 30s", xerr.RetryAfter)
+			}
+
+			clock.current = start.Add(10 * time.Second)
+			clock.waits = nil
+			resp, err := tr.RoundTrip(mustRequest(t, http.MethodGet, srv.URL+"/api/machines"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if waits := clock.all(); len(waits) != 1 || waits[0] < 20*time.Second {
+				t.Errorf("next request held %v, want the 20 s left at the gate", waits)
+			}
+		})
+	}
+}
+
 func TestThrottleGateFailsWhenTooLong(t *testing.T) {
 	quota := `{"error":{"code":"429","message":"API calls quota exceeded! maximum allowed 1500 per 01:00:00","target":"t"}}`
 	srv := newScriptServer(t, reply(429, quota))

@@ -32,7 +32,7 @@ func (t *Transport) logGiveUp(c *call, e *Error) {
 	l := c.policy.logger
 	level := slog.LevelDebug
 	switch e.reason {
-	case reasonExhausted, reasonWait, reasonRefresh:
+	case reasonExhausted, reasonWait, reasonRefresh, reasonBudget:
 		level = slog.LevelWarn
 	}
 	if l == nil || !l.Enabled(c.Context, level) {

@@ -285,10 +285,6 @@ func (c *call) decide(v verdict, err error) bool {
 
 	switch v.action {
 	case actionRetry:
-		if !c.policy.retries(c.req.Method) {
-			c.final = c.newError(c.stopReason(reasonFailFast, err), err)
-			return false
-		}
 		return c.planRetry(v, err)
 	case actionRefresh:
 		return c.planRefresh()

@@ -1073,6 +1073,20 @@ func TestFailFastLoggedAtDebug(t *testing.T) {
 	}
 }
 
+func TestGiveUpLogsRetryAfter(t *testing.T) {
+	var buf bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	quota := `{"error":{"code":"429","message":"API calls quota exceeded! maximum allowed 1500 per 01:00:00","target":"t"}}`
+	srv := newScriptServer(t, reply(429, quota))
+	_, err := fastTransport(WithLogger(logger)).RoundTrip(mustRequest(t, http.MethodGet, srv.URL+"/api/alerts"))
+	if !errors.Is(err, ErrWaitTooLong) {
+		t.Fatalf("err = %v, want ErrWaitTooLong", err)
+	}
+	if !strings.Contains(buf.String(), "retry_after=1h0m0s") {
+		t.Errorf("log does not give the hour to wait:\n%s", buf.String())
+	}
+}
+
 func TestErrorResponsesMode(t *testing.T) {
 	bigMessage := strings.Repeat("m", 100<<10)
 	notFound := `{"error":{"code":"NotFound","message":"` + bigMessage + `","target":"` + trackingA + `"}}`
