@@ -51,6 +51,15 @@ func (c *call) Value(key any) any {
 	return c.Context.Value(key)
 }
 
+// requestMethod returns the method that net/http sends for r: GET when
+// r.Method is empty.
+func requestMethod(r *http.Request) string {
+	if r.Method == "" {
+		return http.MethodGet
+	}
+	return r.Method
+}
+
 func callFrom(ctx context.Context) *call {
 	c, _ := ctx.Value(callKey{}).(*call)
 	return c
@@ -102,7 +111,7 @@ func (c *call) planRetry(v verdict, err error) bool {
 	}
 
 	switch {
-	case !p.retries(c.req.Method) || p.maxRetries == 0:
+	case !p.retries(requestMethod(c.req)) || p.maxRetries == 0:
 		c.shutGate(v, now, wait)
 		c.final = c.newErrorAfter(c.stopReason(reasonFailFast, err), err, stopWait)
 		return false
@@ -300,7 +309,7 @@ func (c *call) newErrorAfter(r reason, cause error, retryAfter time.Duration) *E
 	if e == nil {
 		e = &Error{}
 	}
-	e.Method = c.req.Method
+	e.Method = requestMethod(c.req)
 	e.URL = redactURL(c.req.URL)
 	e.Attempts = c.attempts
 	e.History = c.history
@@ -317,7 +326,7 @@ func (c *call) newErrorAfter(r reason, cause error, retryAfter time.Duration) *E
 // final error would be, for the refresh function.
 func (c *call) describeLast() *Error {
 	e := *c.last
-	e.Method = c.req.Method
+	e.Method = requestMethod(c.req)
 	e.URL = redactURL(c.req.URL)
 	e.Attempts = c.attempts
 	e.History = append([]Attempt(nil), c.history...)

@@ -278,6 +278,19 @@ func TestRetryMethods(t *testing.T) {
 		}
 		resp.Body.Close()
 	})
+	t.Run("empty method is GET", func(t *testing.T) {
+		srv := newScriptServer(t, reply(503, ""))
+		req := mustRequest(t, http.MethodGet, srv.URL+"/api/alerts")
+		req.Method = ""
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if n := len(srv.requests()); n != 2 {
+			t.Errorf("sent %d requests, want a retry", n)
+		}
+	})
 	t.Run("POST is refreshed", func(t *testing.T) {
 		srv := newScriptServer(t, reply(401, ""))
 		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/api/machines/m1/isolate", strings.NewReader("{}"))
@@ -315,5 +328,14 @@ func TestOutcomeHook(t *testing.T) {
 	}
 	if failed.Err != err || failed.StatusCode != 404 || failed.Code != "NotFound" || failed.TrackingID != trackingB || failed.Attempts != 1 {
 		t.Errorf("failure outcome = %+v", failed)
+	}
+
+	// A request that cannot be sent has an outcome too.
+	_, err = tr.RoundTrip(&http.Request{Header: http.Header{}})
+	if len(outcomes) != 3 || outcomes[2].Err != err || outcomes[2].Attempts != 0 {
+		t.Errorf("outcomes after a request without a URL = %+v, want a third with its error", outcomes)
+	}
+	if xerr := mustAsError(t, err); xerr.Method != http.MethodGet {
+		t.Errorf("Method = %q, want GET for an empty method", xerr.Method)
 	}
 }

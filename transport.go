@@ -92,13 +92,13 @@ func New(base http.RoundTripper, opts ...Option) *Transport {
 
 // RoundTrip sends req and retries it as described on [Transport].
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	c := &call{Context: req.Context(), t: t, req: req, policy: t.policyFor(req.Context())}
 	if req.URL == nil {
 		if req.Body != nil {
 			req.Body.Close()
 		}
-		return nil, &Error{Method: req.Method, Err: errNilURL, reason: reasonRequest}
+		return c.finish(nil, &Error{Method: requestMethod(req), Err: errNilURL, reason: reasonRequest})
 	}
-	c := &call{Context: req.Context(), t: t, req: req, policy: t.policyFor(req.Context())}
 	if c.policy.maxElapsed > 0 {
 		c.start = t.now()
 	}
@@ -275,6 +275,7 @@ func (c *call) decide(v verdict, err error) bool {
 		// The caller's body failed, not the network: sending it again
 		// would fail the same way.
 		c.final = c.newError(c.stopReason(reasonRequest, err), bodyErr)
+		c.final.transient = false
 		return false
 	}
 	if c.Context.Err() != nil {

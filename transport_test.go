@@ -955,6 +955,9 @@ func TestBodyReadErrorNotRetried(t *testing.T) {
 	if !errors.Is(err, io.ErrUnexpectedEOF) || xerr.Attempts != 1 {
 		t.Errorf("err = %v after %d attempts, want the body's error after 1", err, xerr.Attempts)
 	}
+	if xerr.Transient() {
+		t.Errorf("Transient() = true for a body that cannot be read")
+	}
 }
 
 type truncatedReader struct{}
