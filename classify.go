@@ -261,16 +261,32 @@ func firstHeader(h http.Header, keys ...string) string {
 	return ""
 }
 
-// snippet cuts b to snippetLimit bytes at a rune boundary and makes it one
-// line.
+// snippet returns the start of b as one line of valid UTF-8 of at most
+// snippetLimit bytes. Bytes that are not UTF-8, as in a Latin-1 page,
+// become U+FFFD; control characters become spaces.
 func snippet(b []byte) string {
 	if len(b) > snippetLimit {
 		b = b[:snippetLimit]
-		for len(b) > 0 && !utf8.Valid(b) {
-			b = b[:len(b)-1]
+		// Drop the start of a rune that the cut split.
+		for i := len(b) - 1; i >= 0 && i >= len(b)-utf8.UTFMax; i-- {
+			if utf8.RuneStart(b[i]) {
+				if !utf8.FullRune(b[i:]) {
+					b = b[:i]
+				}
+				break
+			}
 		}
 	}
-	return strings.Join(strings.Fields(string(b)), " ")
+	s := strings.Join(strings.Fields(oneLine(strings.ToValidUTF8(string(b), "\uFFFD"))), " ")
+	if len(s) > snippetLimit {
+		// Each replaced byte takes three.
+		cut := snippetLimit
+		for !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut]
+	}
+	return s
 }
 
 // classifyError maps a failure before any response to an action. Network

@@ -10,9 +10,11 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // defenderBody returns a Defender error envelope.
@@ -274,6 +276,38 @@ func TestSnippetBounded(t *testing.T) {
 		if r == '\uFFFD' {
 			t.Fatalf("invalid UTF-8 at %d in %q", i, got)
 		}
+	}
+}
+
+func TestSnippetCleansBody(t *testing.T) {
+	latin1 := append([]byte("<html><body>Caf\xe9 "), bytes.Repeat([]byte("x"), 570)...)
+	tests := []struct {
+		name string
+		body []byte
+		want string
+	}{
+		{"latin-1 page", latin1, "<html><body>Caf\uFFFD " + strings.Repeat("x", snippetLimit-len("<html><body>Caf\uFFFD "))},
+		{"binary", []byte("\x00\x01\xff\xfe\x1b[31mred"), "\uFFFD [31mred"},
+		{"line separator", []byte("a\u2028b\u202ec"), "a b c"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := snippet(tc.body)
+			if got != tc.want {
+				t.Errorf("snippet = %q, want %q", got, tc.want)
+			}
+			if len(got) > snippetLimit {
+				t.Errorf("snippet has %d bytes, limit %d", len(got), snippetLimit)
+			}
+		})
+	}
+}
+
+func TestSnippetOfReplacedBytesBounded(t *testing.T) {
+	// Invalid bytes apart become a three-byte U+FFFD each.
+	got := snippet(bytes.Repeat([]byte{0xff, 'a'}, 1000))
+	if len(got) > snippetLimit || !utf8.ValidString(got) {
+		t.Errorf("snippet of %d bytes, valid %v", len(got), utf8.ValidString(got))
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 )
 
 // Error is the error that [Transport.RoundTrip] returns when a request fails:
@@ -142,19 +143,26 @@ func (e *Error) Error() string {
 	return oneLine(b.String())
 }
 
-// oneLine replaces the control characters of s, such as line breaks and
-// terminal escapes that a server put in its error message, with spaces, so
-// that the text cannot forge log lines.
+// oneLine replaces with spaces the characters of s that could break a
+// line of text or change how it displays: control characters such as line
+// breaks and terminal escapes, line and paragraph separators, and
+// bidirectional controls. Invalid UTF-8 becomes U+FFFD. A server's error
+// message then stays on one line of a log.
 func oneLine(s string) string {
-	if !strings.ContainsFunc(s, unicode.IsControl) {
+	if utf8.ValidString(s) && !strings.ContainsFunc(s, breaksLine) {
 		return s
 	}
 	return strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
+		if breaksLine(r) {
 			return ' '
 		}
 		return r
-	}, s)
+	}, strings.ToValidUTF8(s, "\uFFFD"))
+}
+
+// breaksLine reports whether oneLine replaces r.
+func breaksLine(r rune) bool {
+	return unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || unicode.Is(unicode.Bidi_Control, r)
 }
 
 // Unwrap returns the underlying cause, or nil.

@@ -876,6 +876,9 @@ func TestErrorIsOneLine(t *testing.T) {
 	if strings.ContainsAny(msg, "\r\n\x1b") {
 		t.Errorf("message has control characters: %q", msg)
 	}
+	if got := oneLine("a\u2028b\u202ec\xffd"); got != "a b c\uFFFDd" {
+		t.Errorf("oneLine = %q, want separators and bidi controls as spaces, invalid UTF-8 as U+FFFD", got)
+	}
 	if xerr := mustAsError(t, err); xerr.Message != "first\nlevel=ERROR \x1b[31m" {
 		t.Errorf("Message = %q, want the raw text kept in the field", xerr.Message)
 	}
