@@ -221,18 +221,17 @@ func (f *flexString) UnmarshalJSON(data []byte) error {
 
 func (f flexString) text() string { return f.s }
 
-// normalizeCode returns the code to report. An empty code becomes the
-// status name, and a code of digits (Defender sends "429") becomes the
-// name of that status.
+// normalizeCode returns the code to report. An empty code, or one that is
+// an HTTP status number (Defender sends "429"), becomes the name of the
+// response's status. The status decides, so a 500 whose body says "404"
+// reads InternalServerError and does not match ErrNotFound.
 func normalizeCode(code string, status int) string {
 	code = strings.TrimSpace(code)
 	if code == "" {
 		return statusName(status)
 	}
 	if n, err := strconv.Atoi(code); err == nil && n >= 100 && n <= 599 {
-		if name := statusName(n); name != "" {
-			return name
-		}
+		return statusName(status)
 	}
 	return code
 }

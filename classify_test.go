@@ -128,6 +128,12 @@ func TestParseErrorInfo(t *testing.T) {
 			trackingID: "00000000-0000-0000-0000-000000000001",
 		},
 		{
+			name:   "digits code of another status",
+			status: 500,
+			body:   `{"error":{"code":"404","message":"lost"}}`,
+			code:   "InternalServerError", message: "lost",
+		},
+		{
 			name:   "numeric JSON code",
 			status: 429,
 			body:   `{"error":{"code":429,"message":"slow down"}}`,

@@ -170,8 +170,8 @@ func (e *Error) Unwrap() error { return e.Err }
 
 // Is reports whether target is one of the package's sentinel errors that
 // matches e: a code sentinel such as [ErrNotFound] matches by Code, and
-// [ErrRetriesExhausted], [ErrWaitTooLong] and [ErrRefreshFailed] match by the
-// reason the transport stopped.
+// [ErrRetriesExhausted], [ErrWaitTooLong], [ErrRefreshFailed] and
+// [ErrRetryBudgetExhausted] match by the reason the transport stopped.
 func (e *Error) Is(target error) bool {
 	switch t := target.(type) {
 	case codeError:
