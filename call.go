@@ -155,7 +155,7 @@ func (c *call) planRetry(v verdict, err error) bool {
 // retries.
 func (c *call) shutGate(v verdict, now time.Time, wait time.Duration) {
 	if v.throttles() && c.t.gates != nil {
-		c.t.gates.close(quotaKeyOf(c.req.URL), now.Add(wait))
+		c.t.gates.close(quotaKeyOf(c.req.URL), now.Add(min(wait, maxGateHold)))
 	}
 }
 

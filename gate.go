@@ -78,6 +78,13 @@ func quotaKeyOf(u *url.URL) quotaKey {
 	return quotaKey{host: strings.ToLower(u.Host), class: QuotaClassOf(u)}
 }
 
+// maxGateHold bounds how long one response shuts a gate: an hour, the
+// longest quota window that Defender publishes (1,500 calls an hour). A
+// Retry-After far beyond it, such as a date in the year 9999, is more
+// likely a fault of the service than a quota, and would otherwise fail
+// every request of its host and class for days.
+const maxGateHold = time.Hour
+
 // gates records, per quota, until when the service reported the quota as
 // spent. Requests of that quota that start or retry before then wait.
 type gates struct {

@@ -123,6 +123,23 @@ func TestThrottleGateShutWithoutRetry(t *testing.T) {
 	}
 }
 
+func TestThrottleGateHoldBounded(t *testing.T) {
+	srv := newScriptServer(t, reply(429, "", "Retry-After: Fri, 31 Dec 9999 23:59:59 GMT"))
+	start := time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC)
+	tr, clock := newFakeClockTransport(start)
+	_, err := tr.RoundTrip(mustRequest(t, http.MethodGet, srv.URL+"/api/alerts"))
+	if xerr := mustAsError(t, err); xerr.RetryAfter <= maxGateHold {
+		t.Errorf("RetryAfter = %v, want the service's whole wait", xerr.RetryAfter)
+	}
+
+	clock.current = start.Add(maxGateHold + time.Second)
+	resp, err := tr.RoundTrip(mustRequest(t, http.MethodGet, srv.URL+"/api/machines"))
+	if err != nil {
+		t.Fatalf("gate still shut after %v: %v", maxGateHold, err)
+	}
+	resp.Body.Close()
+}
+
 func TestThrottleGateFailsWhenTooLong(t *testing.T) {
 	quota := `{"error":{"code":"429","message":"API calls quota exceeded! maximum allowed 1500 per 01:00:00","target":"t"}}`
 	srv := newScriptServer(t, reply(429, quota))

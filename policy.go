@@ -178,8 +178,10 @@ func WithRetryBudget(tokens, cost int) Option {
 // When a response reports a quota as spent (a 429, or a 503 with
 // Retry-After), the gate holds the requests of the same host and
 // [QuotaClass] that start or retry before the quota returns, instead of
-// sending them into a certain 429. The wait is bounded by the maximum
-// wait and the request's deadline. It has no effect through
+// sending them into a certain 429. One response shuts the gate for at
+// most an hour, the longest quota window that Defender publishes. The
+// wait is bounded by the maximum wait and the request's deadline. It has
+// no effect through
 // [ContextWithOptions].
 func WithThrottleGate(enabled bool) Option {
 	return func(p *policy) { p.gate = enabled }
