@@ -29,8 +29,11 @@ import (
 // 400 are returned as they arrive, with the body unread.
 //
 // The caller's request is never modified. A body is sent again from
-// Request.GetBody when it is set, else from a copy in memory. A Transport
-// is safe for concurrent use.
+// Request.GetBody when it is set, else from a copy in memory. As with
+// [http.Client], the base transport gets the caller's header map unless a
+// new token replaced it, so a base must not write to the header, as the
+// [http.RoundTripper] contract requires. A Transport is safe for
+// concurrent use.
 type Transport struct {
 	base   http.RoundTripper
 	policy policy
