@@ -16,10 +16,20 @@ var errQuotaHeld = errors.New("the quota of this endpoint is spent or paced")
 // attemptTimeoutError is the error of an attempt whose response headers
 // did not arrive within the attempt timeout. It is a net.Error with
 // Timeout true, so the attempt is retried like any network timeout.
-type attemptTimeoutError struct{ limit time.Duration }
+type attemptTimeoutError struct {
+	limit time.Duration
+	body  bool // the headers arrived, the error body did not
+}
 
 func (e *attemptTimeoutError) Error() string {
-	return "no response headers within the attempt timeout of " + e.limit.String()
+	limit := e.limit
+	if limit > time.Millisecond {
+		limit = limit.Round(time.Millisecond)
+	}
+	if e.body {
+		return "the error body did not arrive within the attempt's time limit of " + limit.String()
+	}
+	return "no response headers within the attempt's time limit of " + limit.String()
 }
 func (e *attemptTimeoutError) Timeout() bool   { return true }
 func (e *attemptTimeoutError) Temporary() bool { return true }
@@ -66,7 +76,7 @@ func (a attemptTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	})
 	resp, err := a.base.RoundTrip(req.WithContext(ctx))
-	if err == nil && resp.StatusCode >= 400 && !clock.expired() {
+	if err == nil && resp.Body != nil && resp.StatusCode >= 400 && !clock.expired() {
 		resp.Body = withCancel(resp.Body, cancel)
 		c.clock = clock
 		return resp, nil
@@ -81,6 +91,12 @@ func (a attemptTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		cancel()
 		return nil, err
+	}
+	if resp.Body == nil {
+		// The inner http.Client accepts a nil Body (it rejects one with
+		// content) and leaves nothing for the context to guard.
+		cancel()
+		return resp, nil
 	}
 	resp.Body = withCancel(resp.Body, cancel)
 	return resp, nil

@@ -85,6 +85,11 @@ func (b *requestBody) next() (io.Reader, error) {
 	}
 	rc, err := b.getBody()
 	if err != nil {
+		b.mu.Lock()
+		if b.readErr == nil {
+			b.readErr = err
+		}
+		b.mu.Unlock()
 		return nil, err
 	}
 	return &trackedBody{ReadCloser: rc, owner: b}, nil

@@ -223,7 +223,7 @@ func (f flexString) text() string { return f.s }
 
 // normalizeCode returns the code to report. An empty code, or one that is
 // an HTTP status number (Defender sends "429"), becomes the name of the
-// response's status. The status decides, so a 500 whose body says "404"
+// response's status. The status decides, so a 500 whose body has "404"
 // reads InternalServerError and does not match ErrNotFound.
 func normalizeCode(code string, status int) string {
 	code = strings.TrimSpace(code)
@@ -261,8 +261,8 @@ func firstHeader(h http.Header, keys ...string) string {
 }
 
 // snippet returns the start of b as one line of valid UTF-8 of at most
-// snippetLimit bytes. Bytes that are not UTF-8, as in a Latin-1 page,
-// become U+FFFD; control characters become spaces.
+// snippetLimit bytes. Each run of bytes that are not UTF-8, as in a
+// Latin-1 page, becomes one U+FFFD; control characters become spaces.
 func snippet(b []byte) string {
 	if len(b) > snippetLimit {
 		b = b[:snippetLimit]

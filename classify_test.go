@@ -374,6 +374,7 @@ func FuzzClassifyResponse(f *testing.F) {
 	f.Add(401, `{"error":"invalid_token"}`, "")
 	f.Add(400, `{"error":{"code":{"nested":1},"message":[1,2]}}`, "")
 	f.Add(404, `[]`, "x, y")
+	f.Add(500, "\x00\xff\u2028\u202e<html>Caf\xe9", "")
 	f.Fuzz(func(t *testing.T, status int, body, retryAfter string) {
 		if status < 100 || status > 999 {
 			return
@@ -388,6 +389,13 @@ func FuzzClassifyResponse(f *testing.F) {
 		}
 		if len(v.info.snippet) > snippetLimit {
 			t.Fatalf("snippet of %d bytes", len(v.info.snippet))
+		}
+		if !utf8.ValidString(v.info.snippet) || strings.ContainsFunc(v.info.snippet, breaksLine) {
+			t.Fatalf("snippet %q is not one line of valid UTF-8", v.info.snippet)
+		}
+		e := Error{StatusCode: status, Code: v.info.code, Message: v.info.message, TrackingID: v.info.trackingID}
+		if msg := e.Error(); !utf8.ValidString(msg) || strings.ContainsFunc(msg, breaksLine) {
+			t.Fatalf("Error() = %q is not one line of valid UTF-8", msg)
 		}
 		if v.retryAfter < 0 || v.window < 0 {
 			t.Fatalf("negative wait: %v, %v", v.retryAfter, v.window)

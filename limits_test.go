@@ -127,8 +127,8 @@ func TestStalledErrorBodyTimesOut(t *testing.T) {
 				t.Fatalf("the request ran until the test's deadline: %v", err)
 			}
 			var timeout *attemptTimeoutError
-			if !errors.As(err, &timeout) {
-				t.Errorf("err = %v, want an attempt timeout as the cause", err)
+			if !errors.As(err, &timeout) || !timeout.body {
+				t.Errorf("err = %v, want the error body's timeout as the cause", err)
 			}
 			if xerr.Code != tc.code || xerr.StatusCode != tc.status {
 				t.Errorf("code = %q, status = %d; want %q, %d", xerr.Code, xerr.StatusCode, tc.code, tc.status)
@@ -137,6 +137,30 @@ func TestStalledErrorBodyTimesOut(t *testing.T) {
 				t.Errorf("attempts = %d, want %d", xerr.Attempts, tc.attempts)
 			}
 		})
+	}
+}
+
+// TestErrorResponseBodyNotCutAfterCheck checks that an error response
+// returned to the caller either reads whole or names the timeout as its
+// cause: the attempt limit must not cut the body after the check.
+func TestErrorResponseBodyNotCutAfterCheck(t *testing.T) {
+	body := `{"error":{"code":"NotFound","message":"` + strings.Repeat("m", 200<<10) + `"}}`
+	srv := newScriptServer(t)
+	srv.fallback = reply(404, body)
+	for i := range 200 {
+		limit := time.Duration(200+i*4) * time.Microsecond
+		tr := fastTransport(WithErrorResponses(true), WithAttemptTimeout(limit))
+		resp, err := tr.RoundTrip(mustRequest(t, http.MethodGet, srv.URL+"/api/alerts/x"))
+		if err != nil {
+			continue // the headers did not arrive in time
+		}
+		got, readErr := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		xerr := ErrorFromResponse(resp)
+		var timeout *attemptTimeoutError
+		if readErr != nil && !errors.As(xerr, &timeout) {
+			t.Fatalf("limit %v: read %d of %d bytes (%v), but the error's cause is %v", limit, len(got), len(body), readErr, xerr.Err)
+		}
 	}
 }
 

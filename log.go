@@ -12,7 +12,7 @@ func (t *Transport) logRetry(c *call, ev RetryEvent) {
 		return
 	}
 	l.LogAttrs(c.Context, slog.LevelDebug, "retrying request",
-		slog.String("method", c.req.Method),
+		slog.String("method", requestMethod(c.req)),
 		slog.String("url", redactURL(c.req.URL)),
 		slog.Int("attempt", ev.Attempt),
 		slog.Duration("wait", ev.Wait),

@@ -134,9 +134,12 @@ func WithMaxWait(d time.Duration) Option {
 // response headers. An attempt that times out counts as a network failure
 // and is retried. The limit never cuts the body of a response below 400.
 // The body of an error response, which the Transport reads itself, must
-// arrive within the same limit; if it does not, the status decides what
-// happens and the error's cause is the timeout. 0, the default, sets no
+// arrive within the same limit. When it does not, the status still
+// decides what happens, and the error's cause is the timeout. 0, the default, sets no
 // limit beyond the request's context.
+//
+// NOTE: The limit cancels the attempt's context, so a base transport that
+// ignores the request's context is not bounded by it.
 func WithAttemptTimeout(d time.Duration) Option {
 	return func(p *policy) { p.attemptTimeout = max(d, 0) }
 }

@@ -78,8 +78,14 @@ func New(base http.RoundTripper, opts ...Option) *Transport {
 			// return, which would cost the pool its connections on each
 			// fail-fast error. attemptTransport does not have the method.
 			Transport: attemptTransport{base},
-			// Redirects belong to the caller's client.
-			CheckRedirect: func(*http.Request, []*http.Request) error {
+			// Redirects belong to the caller's client. The inner client
+			// opens the next hop's body from GetBody before it calls
+			// CheckRedirect and drops that request on ErrUseLastResponse,
+			// so the body is closed here.
+			CheckRedirect: func(next *http.Request, _ []*http.Request) error {
+				if next.Body != nil {
+					next.Body.Close()
+				}
 				return http.ErrUseLastResponse
 			},
 		},
@@ -100,7 +106,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if req.Body != nil {
 			req.Body.Close()
 		}
-		return c.finish(nil, &Error{Method: requestMethod(req), Err: errNilURL, reason: reasonRequest})
+		return c.finish(nil, c.fail(reasonRequest, errNilURL))
 	}
 	if c.policy.maxElapsed > 0 {
 		c.start = t.now()
@@ -171,7 +177,11 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		// retryablehttp returns without consulting CheckRetry when the
 		// context ends during its own timer or when a body cannot be
 		// rewound.
-		return c.finish(nil, c.fail(c.stopReason(reasonRequest, err), err))
+		e := c.fail(c.stopReason(reasonRequest, err), err)
+		if c.body.failed() != nil {
+			e.transient = false
+		}
+		return c.finish(nil, e)
 	}
 	// The response belongs to the caller's request, not to the copy.
 	resp.Request = req
@@ -242,15 +252,27 @@ func (t *Transport) checkRetry(ctx context.Context, resp *http.Response, err err
 		v     verdict
 		raw   []byte
 		cause = err
+		drain = true
 	)
 	if err != nil {
 		v.action = classifyError(c.Context, err)
 		cause = unwrapURLError(err)
 	} else {
 		raw = peekErrorBody(resp)
-		if c.clock != nil && c.clock.expired() {
-			// The status stands; the body stopped short of the limit.
-			cause = &attemptTimeoutError{limit: c.clock.limit}
+		if clock := c.clock; clock != nil {
+			expired := clock.expired()
+			if c.policy.errorResponses {
+				// The caller may get the rest of this body, which the clock
+				// must not cut after this check. Without the clock, a drain
+				// could stall, so a discarded body is closed undrained.
+				expired = !clock.stop()
+				c.clock = nil
+				drain = false
+			}
+			if expired {
+				// The status still decides; only the body was cut short.
+				cause = &attemptTimeoutError{limit: clock.limit, body: true}
+			}
 		}
 		v = classifyResponse(resp.StatusCode, resp.Header, decodeErrorBody(resp.Header, raw), t.now())
 	}
@@ -258,10 +280,14 @@ func (t *Transport) checkRetry(ctx context.Context, resp *http.Response, err err
 	retry := c.decide(v, cause)
 
 	if resp != nil && err == nil {
-		if !retry && c.policy.errorResponses && c.final != nil && c.final.reason != reasonCanceled {
+		switch {
+		case !retry && c.policy.errorResponses && c.final != nil && c.final.reason != reasonCanceled:
 			restoreBody(resp, raw, c.final)
-		} else {
+		case drain:
 			discardBody(resp)
+		default:
+			resp.Body.Close()
+			resp.Body = http.NoBody
 		}
 	}
 	if c.clock != nil {

@@ -651,6 +651,32 @@ func TestCloseIdleConnectionsForwarded(t *testing.T) {
 
 type roundTripOnly struct{ http.RoundTripper }
 
+func TestRedirectClosesNextBody(t *testing.T) {
+	// For a 307 the inner client opens the body of the next hop before it
+	// is told not to follow.
+	srv := newScriptServer(t, reply(http.StatusTemporaryRedirect, "", "Location: /elsewhere"))
+	var opened []*closeCounter
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/api/machines/m1/isolate", strings.NewReader("{}"))
+	req.GetBody = func() (io.ReadCloser, error) {
+		body := &closeCounter{Reader: strings.NewReader("{}")}
+		opened = append(opened, body)
+		return body, nil
+	}
+	resp, err := fastTransport().RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTemporaryRedirect {
+		t.Errorf("status = %d, want 307 returned to the caller", resp.StatusCode)
+	}
+	for i, body := range opened {
+		if body.closes.Load() == 0 {
+			t.Errorf("body %d of %d from GetBody was never closed", i+1, len(opened))
+		}
+	}
+}
+
 func TestRedirectNotFollowed(t *testing.T) {
 	srv := newScriptServer(t, reply(http.StatusFound, "", "Location: /elsewhere"))
 	resp, err := fastTransport().RoundTrip(mustRequest(t, http.MethodGet, srv.URL+"/api/alerts"))
@@ -963,6 +989,20 @@ func TestBodyReadErrorNotRetried(t *testing.T) {
 	}
 }
 
+func TestGetBodyErrorNotTransient(t *testing.T) {
+	srv := newScriptServer(t, reply(500, envelope500(trackingA)))
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/upload", strings.NewReader("data"))
+	req.GetBody = func() (io.ReadCloser, error) { return nil, os.ErrNotExist }
+	_, err := fastTransport().RoundTrip(req)
+	xerr := mustAsError(t, err)
+	if !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("err = %v, want GetBody's error", err)
+	}
+	if xerr.Transient() {
+		t.Errorf("Transient() = true when GetBody fails")
+	}
+}
+
 type truncatedReader struct{}
 
 func (truncatedReader) Read([]byte) (int, error) { return 0, io.ErrUnexpectedEOF }
@@ -1056,6 +1096,18 @@ func TestNilResponseBody(t *testing.T) {
 			t.Errorf("err = %v, want the nil Body reported", err)
 		}
 	})
+	t.Run("with an attempt timeout", func(t *testing.T) {
+		srv := newScriptServer(t, reply(503, ""), reply(200, ""))
+		tr := New(nilBodyTransport{&http.Transport{}}, WithBackoff(time.Millisecond, time.Millisecond), WithAttemptTimeout(time.Second))
+		resp, err := tr.RoundTrip(mustRequest(t, http.MethodGet, srv.URL+"/api/alerts"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadAll(resp.Body); err != nil {
+			t.Errorf("reading the body: %v", err)
+		}
+		resp.Body.Close()
+	})
 	t.Run("empty", func(t *testing.T) {
 		srv := newScriptServer(t, reply(503, ""), reply(404, ""))
 		tr := New(nilBodyTransport{&http.Transport{}}, WithBackoff(time.Millisecond, time.Millisecond))
@@ -1076,6 +1128,22 @@ func TestFailFastLoggedAtDebug(t *testing.T) {
 	}
 	if !strings.Contains(buf.String(), "level=DEBUG") || strings.Contains(buf.String(), "level=WARN") {
 		t.Errorf("a fail-fast 404 should log at Debug only:\n%s", buf.String())
+	}
+}
+
+func TestRetryLogNamesEmptyMethodGET(t *testing.T) {
+	var buf bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	srv := newScriptServer(t, reply(500, envelope500(trackingA)))
+	req := mustRequest(t, http.MethodGet, srv.URL+"/api/alerts")
+	req.Method = ""
+	resp, err := fastTransport(WithLogger(logger)).RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if !strings.Contains(buf.String(), `msg="retrying request" method=GET`) {
+		t.Errorf("retry not logged with method=GET:\n%s", buf.String())
 	}
 }
 

@@ -57,7 +57,11 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	tok, err := t.cred.GetToken(req.Context(), policy.TokenRequestOptions{Scopes: t.scopes, EnableCAE: true})
 	if err != nil {
 		closeBody(req)
-		return nil, fmt.Errorf("azure: getting a token for %s %s: %w", req.Method, redactedURL(req), err)
+		method := req.Method
+		if method == "" {
+			method = http.MethodGet
+		}
+		return nil, fmt.Errorf("azure: getting a token for %s %s: %w", method, redactedURL(req), err)
 	}
 
 	out := req.Clone(req.Context())
