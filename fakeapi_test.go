@@ -128,6 +128,20 @@ func TestFakeAPIResetWrapsNetworkError(t *testing.T) {
 	}
 }
 
+func TestFakeAPIStalledErrorBodyRetried(t *testing.T) {
+	srv, token := newFakeAPI(t)
+	srv.Script("/api/alerts", xdrtest.ErrorCode(503, "ServiceUnavailable", "busy").WithStall(20))
+	client := newClient(t, xdrretry.WithAttemptTimeout(100*time.Millisecond))
+	resp, err := get(t, client, srv.URL+"/api/alerts", token)
+	if err != nil {
+		t.Fatalf("a stalled 503 was not retried: %v", err)
+	}
+	resp.Body.Close()
+	if n := srv.Count("GET /api/alerts"); n != 2 {
+		t.Errorf("server saw %d requests, want the stalled one and a retry", n)
+	}
+}
+
 func TestFakeAPIFailFastReusesConnection(t *testing.T) {
 	srv, token := newFakeAPI(t)
 	client := newClient(t)

@@ -39,10 +39,12 @@ type Fault struct {
 	// response is sent.
 	Delay time.Duration
 
-	shape   bodyShape
-	code    string // error code of an envelope shape
-	message string // error message of an envelope shape
-	size    int    // body size of shapePadded
+	shape      bodyShape
+	code       string // error code of an envelope shape
+	message    string // error message of an envelope shape
+	size       int    // body size of shapePadded
+	stall      bool   // set by WithStall
+	stallAfter int    // body bytes sent before the stall
 }
 
 // bodyShape selects how a fault's body is built when it is served.
@@ -160,6 +162,18 @@ func (f Fault) WithHeader(key, value string) Fault {
 // WithDelay returns a copy of f that waits d before it is served.
 func (f Fault) WithDelay(d time.Duration) Fault {
 	f.Delay = d
+	return f
+}
+
+// WithStall returns a copy of f whose body stops after n bytes. The server
+// sends the headers, with the whole body's Content-Length, and the first n
+// bytes. It then sends nothing more until the client cancels the request
+// or the server closes, and closes the connection. This models a service
+// or proxy that hangs in the middle of a response. It has no effect on
+// Drop, Reset and LargeBody faults.
+func (f Fault) WithStall(n int) Fault {
+	f.stall = true
+	f.stallAfter = max(n, 0)
 	return f
 }
 

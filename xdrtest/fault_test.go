@@ -636,3 +636,28 @@ func TestDelayEndsWhenClientCancels(t *testing.T) {
 	}
 	checkRecord(t, srv.Requests()[0], 0, true, false)
 }
+
+func TestStallSendsStartOfBody(t *testing.T) {
+	srv, token := start(t)
+	srv.Script("/api/alerts", xdrtest.ErrorCode(500, "InternalServerError", "boom").WithStall(10))
+	req, _ := http.NewRequest("GET", srv.URL+"/api/alerts", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := freshClient(t, srv).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 500 || resp.ContentLength <= 10 {
+		t.Errorf("status %d, Content-Length %d; want 500 and the whole body's length", resp.StatusCode, resp.ContentLength)
+	}
+	start := make([]byte, 10)
+	if _, err := io.ReadFull(resp.Body, start); err != nil || string(start) != `{"error":{` {
+		t.Fatalf("first bytes %q, %v", start, err)
+	}
+
+	// The rest never comes; closing the server ends the read.
+	srv.Close()
+	if _, err := io.Copy(io.Discard, resp.Body); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("reading past the stall: %v, want io.ErrUnexpectedEOF", err)
+	}
+}

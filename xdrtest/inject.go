@@ -42,8 +42,31 @@ func (s *Server) serveFault(w http.ResponseWriter, r *http.Request, f *Fault, re
 		rec.Code = resp.code
 		rec.TrackingID = resp.trackingID
 		s.record(rec)
+		if f.stall {
+			s.serveStalled(w, r, &resp, f.stallAfter)
+			return
+		}
 		resp.write(w)
 	}
+}
+
+// serveStalled sends resp's headers and the first n bytes of its body, then
+// waits until the client cancels the request or the server closes, and
+// closes the connection without the rest.
+func (s *Server) serveStalled(w http.ResponseWriter, r *http.Request, resp *response, n int) {
+	h := w.Header()
+	for key, values := range resp.header {
+		h[key] = values
+	}
+	h.Set("Content-Length", strconv.Itoa(len(resp.body)))
+	w.WriteHeader(resp.status)
+	w.Write(resp.body[:min(n, len(resp.body))])
+	http.NewResponseController(w).Flush()
+	select {
+	case <-r.Context().Done():
+	case <-s.done:
+	}
+	panic(http.ErrAbortHandler)
 }
 
 // wait waits for d and reports whether it passed before the client canceled
