@@ -109,6 +109,9 @@ func classifyResponse(status int, header http.Header, body []byte, now time.Time
 	v := verdict{action: classifyStatus(status), info: parseErrorInfo(status, header, body)}
 	if v.action == actionRetry {
 		v.retryAfter, v.hasRetryAfter = retryAfterFromHeader(header, now)
+		if !v.hasRetryAfter {
+			v.retryAfter, v.hasRetryAfter = retryAfterFromMessage(v.info.message)
+		}
 		v.window = quotaWindow(v.info.message)
 	}
 	return v

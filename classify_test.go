@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -55,6 +56,9 @@ func TestClassifyDefenderCodes(t *testing.T) {
 		{500, "UnknownError", actionRetry},
 		{504, "UnknownError", actionRetry},
 		{401, "InvalidAuthenticationToken", actionRefresh},
+		{502, "BadGateway", actionRetry},
+		{503, "ServiceUnavailable", actionRetry},
+		{504, "GatewayTimeout", actionRetry},
 	}
 	for _, tc := range tests {
 		t.Run(fmt.Sprintf("%d %s", tc.status, tc.code), func(t *testing.T) {
@@ -72,8 +76,25 @@ func TestClassifyDefenderCodes(t *testing.T) {
 			if v.info.trackingID != "00000000-0000-0000-0000-000000000001" {
 				t.Errorf("tracking ID = %q, want the target", v.info.trackingID)
 			}
+			e := &Error{Code: v.info.code}
+			if sentinel := codeError(tc.code); !errors.Is(e, sentinel) || !slices.Contains(codeSentinels, error(sentinel)) {
+				t.Errorf("no exported sentinel matches %s", tc.code)
+			}
 		})
 	}
+}
+
+// codeSentinels lists the exported code sentinels.
+var codeSentinels = []error{
+	ErrBadRequest, ErrODataError, ErrInvalidInput, ErrInvalidRequestBody,
+	ErrInvalidHashValue, ErrInvalidDomainName, ErrInvalidIPAddress,
+	ErrInvalidURL, ErrMaximumBatchSizeExceeded, ErrMissingRequiredParameter,
+	ErrOsPlatformNotSupported, ErrClientVersionNotSupported, ErrUnauthorized,
+	ErrForbidden, ErrDisabledFeature, ErrDisallowedOperation, ErrNotFound,
+	ErrResourceNotFound, ErrInternalServerError, ErrTooManyRequests,
+	ErrActiveRequestAlreadyExists, ErrUnknownError,
+	ErrInvalidAuthenticationToken, ErrBadGateway, ErrServiceUnavailable,
+	ErrGatewayTimeout,
 }
 
 func TestClassifyStatusDecidesClass(t *testing.T) {

@@ -252,4 +252,7 @@ var (
 	ErrActiveRequestAlreadyExists error = codeError("ActiveRequestAlreadyExists")
 	ErrUnknownError               error = codeError("UnknownError")
 	ErrInvalidAuthenticationToken error = codeError("InvalidAuthenticationToken")
+	ErrBadGateway                 error = codeError("BadGateway")
+	ErrServiceUnavailable         error = codeError("ServiceUnavailable")
+	ErrGatewayTimeout             error = codeError("GatewayTimeout")
 )

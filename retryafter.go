@@ -121,6 +121,25 @@ func isDecimal(s string) bool {
 	return digits > 0 && dots <= 1
 }
 
+// retryHintPattern finds the wait in the throttling message of the
+// rate-limit policy of Azure API Management, which sends the body
+// {"statusCode":429,"message":"Rate limit is exceeded. Try again in 60 seconds."}.
+var retryHintPattern = regexp.MustCompile(`(?i)\btry again in (\d{1,9}) seconds?\b`)
+
+// retryAfterFromMessage returns the wait that a throttling message names,
+// for a response that has no Retry-After header.
+func retryAfterFromMessage(message string) (time.Duration, bool) {
+	m := retryHintPattern.FindStringSubmatch(message)
+	if m == nil {
+		return 0, false
+	}
+	n, err := strconv.Atoi(m[1])
+	if err != nil {
+		return 0, false
+	}
+	return min(time.Duration(n)*time.Second, maxHeaderWait), true
+}
+
 // quotaPattern finds the window of a Defender quota message such as
 // "API calls quota exceeded! maximum allowed 45 per 00:01:00".
 var quotaPattern = regexp.MustCompile(`(?i)\bper\s+(\d{1,3}):([0-5]\d):([0-5]\d)\b`)

@@ -335,6 +335,16 @@ func TestRetryAfterWaits(t *testing.T) {
 			exactly: []time.Duration{10 * time.Second},
 		},
 		{
+			name:    "API Management message without header",
+			steps:   []step{reply(429, `{"statusCode":429,"message":"Rate limit is exceeded. Try again in 12 seconds."}`)},
+			exactly: []time.Duration{12 * time.Second},
+		},
+		{
+			name:    "header before message",
+			steps:   []step{reply(429, `{"statusCode":429,"message":"Rate limit is exceeded. Try again in 12 seconds."}`, "Retry-After: 7")},
+			exactly: []time.Duration{7 * time.Second},
+		},
+		{
 			name:    "fractional seconds",
 			steps:   []step{reply(429, "", "Retry-After: 0.249")},
 			atLeast: []time.Duration{249 * time.Millisecond},
