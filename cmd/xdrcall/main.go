@@ -76,6 +76,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
 	}
+	if errors.Is(err, errFlagsReported) {
+		return exitUsage
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "xdrcall: %v\n", err)
 		return exitUsage
@@ -85,6 +88,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	}
 	return runCall(ctx, cfg, stdout, stderr, getenv)
 }
+
+// errFlagsReported is the error of flags that the flag set has already
+// reported on standard error.
+var errFlagsReported = errors.New("invalid flags")
 
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	cfg := &config{}
@@ -119,7 +126,11 @@ Flags:
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		return nil, err
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		// The flag set has printed the error and the usage.
+		return nil, errFlagsReported
 	}
 	switch fs.NArg() {
 	case 0:
@@ -169,6 +180,10 @@ func runCall(ctx context.Context, cfg *config, stdout, stderr io.Writer, getenv 
 		fmt.Fprintf(stderr, "xdrcall: invalid request: %v\n", err)
 		return exitUsage
 	}
+	if (req.URL.Scheme != "https" && req.URL.Scheme != "http") || req.URL.Host == "" {
+		fmt.Fprintf(stderr, "xdrcall: invalid URL %q: want an absolute http or https URL, such as https://api.security.microsoft.com/api/alerts\n", cfg.url)
+		return exitUsage
+	}
 	for _, h := range cfg.headers {
 		name, value, ok := strings.Cut(h, ":")
 		if !ok || strings.TrimSpace(name) == "" {
@@ -184,7 +199,8 @@ func runCall(ctx context.Context, cfg *config, stdout, stderr io.Writer, getenv 
 
 	opts := cfg.options(stderr)
 	token := strings.TrimSpace(getenv("XDR_TOKEN"))
-	if token == "" {
+	staticToken := token != ""
+	if !staticToken {
 		creds, err := clientCredentials(cfg, req.URL, getenv)
 		if err != nil {
 			fmt.Fprintf(stderr, "xdrcall: %v\n", err)
@@ -204,6 +220,9 @@ func runCall(ctx context.Context, cfg *config, stdout, stderr io.Writer, getenv 
 	resp, err := client.Do(req)
 	if err != nil {
 		printError(stderr, err)
+		if staticToken && errors.Is(err, xdrretry.ErrRefreshFailed) {
+			fmt.Fprintln(stderr, "xdrcall: the service rejected XDR_TOKEN; set a new token, or set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET so that xdrcall can renew it")
+		}
 		return exitFailed
 	}
 	defer resp.Body.Close()

@@ -149,6 +149,9 @@ func TestCallExpiredTokenFails(t *testing.T) {
 	if !strings.Contains(errOut, "401 Unauthorized") || !strings.Contains(errOut, "tracking ID: ") {
 		t.Errorf("stderr = %q", errOut)
 	}
+	if !strings.Contains(errOut, "rejected XDR_TOKEN") {
+		t.Errorf("stderr = %q, want a hint to renew XDR_TOKEN", errOut)
+	}
 }
 
 func TestUsageErrors(t *testing.T) {
@@ -165,6 +168,8 @@ func TestUsageErrors(t *testing.T) {
 		{"missing body file", map[string]string{"XDR_TOKEN": "t"}, []string{"-d", "@/nonexistent/q.json", "http://127.0.0.1:1/a"}, "reading body"},
 		{"unknown flag", nil, []string{"-nope"}, "flag provided but not defined"},
 		{"bad URL", map[string]string{"XDR_TOKEN": "t"}, []string{"http://[::1"}, "invalid request"},
+		{"not a URL", map[string]string{"XDR_TOKEN": "t"}, []string{"not a url"}, `invalid URL "not a url"`},
+		{"no host", map[string]string{"XDR_TOKEN": "t"}, []string{"https:///api/alerts"}, "invalid URL"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -174,6 +179,9 @@ func TestUsageErrors(t *testing.T) {
 			}
 			if !strings.Contains(errOut, tc.want) {
 				t.Errorf("stderr = %q, want it to contain %q", errOut, tc.want)
+			}
+			if n := strings.Count(errOut, tc.want); n != 1 {
+				t.Errorf("stderr reports %q %d times, want once", tc.want, n)
 			}
 		})
 	}
