@@ -257,6 +257,7 @@ func TestHerdAtGate(t *testing.T) {
 			t.Error(err)
 		}
 	}
+	t.Logf("%d callers: %d requests during the throttled second, %d in all", callers, inWindow, len(srv.requests()))
 	if inWindow > 5 {
 		t.Errorf("%d requests reached the server during the throttled second, want at most 5", inWindow)
 	}
@@ -372,6 +373,7 @@ func TestRetryBudgetRetryStorm(t *testing.T) {
 	}
 	wg.Wait()
 	retries := len(srv.requests()) - 64
+	t.Logf("64 callers: %d requests, %d retries", len(srv.requests()), retries)
 	if retries > DefaultRetryBudget/DefaultRetryCost {
 		t.Errorf("%d retries, want at most the budget's %d", retries, DefaultRetryBudget/DefaultRetryCost)
 	}
