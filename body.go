@@ -16,6 +16,9 @@ import (
 // to errorBodyLimit bytes to find the error code, then discards up to
 // drainLimit more so that the connection can carry the next request. A
 // longer body costs its connection instead of its length in memory or time.
+//
+// NOTE: An error envelope longer than errorBodyLimit is cut mid-JSON, so
+// its code, message and tracking ID are lost and the status name is used.
 const (
 	errorBodyLimit = 64 << 10
 	drainLimit     = 1 << 20
