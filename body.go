@@ -18,7 +18,8 @@ import (
 // longer body costs its connection instead of its length in memory or time.
 //
 // NOTE: An error envelope longer than errorBodyLimit is cut mid-JSON, so
-// its code, message and tracking ID are lost and the status name is used.
+// its code and message are lost: the status name is used, and the
+// tracking ID comes only from the headers.
 const (
 	errorBodyLimit = 64 << 10
 	drainLimit     = 1 << 20
