@@ -104,7 +104,8 @@ func (c *call) planRetry(v verdict, err error) bool {
 	now := c.t.now()
 	timeLeft := c.timeLeft(now)
 	wait, ok := p.retryWait(v, c.backoff.NextBackOff(), timeLeft)
-	// A throttled request that stops tells the caller how long to wait.
+	// The error of a throttled request that stops gives the wait in
+	// RetryAfter.
 	var stopWait time.Duration
 	if v.throttles() {
 		stopWait = wait
@@ -150,7 +151,7 @@ func (c *call) planRetry(v verdict, err error) bool {
 }
 
 // shutGate closes the throttle gate of the request's host and quota class
-// until wait from now, when v says the quota is spent. Every request of
+// until wait from now, when v reports the quota as spent. Every request of
 // that host and class meets the same quota, whether or not this one
 // retries.
 func (c *call) shutGate(v verdict, now time.Time, wait time.Duration) {
