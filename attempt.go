@@ -143,10 +143,11 @@ func (c *call) attemptLimit() time.Duration {
 // context. A body that can be written to, as the body of a 101 Switching
 // Protocols response is, keeps its Write method.
 func withCancel(body io.ReadCloser, cancel context.CancelFunc) io.ReadCloser {
-	if rw, ok := body.(io.ReadWriteCloser); ok {
-		return &cancelOnCloseWriter{ReadWriteCloser: rw, cancel: cancel}
+	b := &cancelOnClose{ReadCloser: body, cancel: cancel}
+	if w, ok := body.(io.Writer); ok {
+		return cancelOnCloseWriter{b, w}
 	}
-	return &cancelOnClose{ReadCloser: body, cancel: cancel}
+	return b
 }
 
 // cancelOnClose releases an attempt's context when its body is closed.
@@ -163,12 +164,6 @@ func (b *cancelOnClose) Close() error {
 
 // cancelOnCloseWriter is cancelOnClose for a body that can be written to.
 type cancelOnCloseWriter struct {
-	io.ReadWriteCloser
-	cancel context.CancelFunc
-}
-
-func (b *cancelOnCloseWriter) Close() error {
-	err := b.ReadWriteCloser.Close()
-	b.cancel()
-	return err
+	*cancelOnClose
+	io.Writer
 }

@@ -51,11 +51,11 @@ type Error struct {
 	Challenge *Challenge
 
 	// RetryAfter is the wait that the next attempt needed: the service's
-	// Retry-After or quota window, or else the backoff. It is set when the
-	// transport stopped because that wait was longer than the maximum wait
-	// or than the time left before the deadline, and when it stopped on a
-	// throttled response (a 429, or a 503 with Retry-After) that it did not
-	// retry. It is 0 otherwise.
+	// Retry-After or quota window, or else the backoff. It is set in two
+	// cases. The transport stopped because that wait was longer than the
+	// maximum wait or than the time left before the deadline. Or it
+	// stopped on a throttled response (a 429, or a 503 with Retry-After)
+	// that it did not retry. It is 0 otherwise.
 	RetryAfter time.Duration
 
 	// Attempts is the number of requests sent, including the last.
@@ -184,9 +184,11 @@ func (e *Error) Is(target error) bool {
 
 // Transient reports whether the last failure was of a kind that the
 // transport retries (a throttle, a 5xx gateway or server error, a network
-// error), so that the same request may succeed later.
+// error), so that the same request may succeed later. A cancelled request
+// is not transient, and neither is one that could not be sent, such as a
+// request whose body failed to read.
 func (e *Error) Transient() bool {
-	return e.transient && e.reason != reasonCanceled
+	return e.transient && e.reason != reasonCanceled && e.reason != reasonRequest
 }
 
 // codeError is the type of the code sentinels. errors.Is compares it with

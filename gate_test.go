@@ -76,8 +76,8 @@ func TestThrottleGateHoldsLaterRequests(t *testing.T) {
 }
 
 // TestThrottleGateShutWithoutRetry checks that a 429 shuts the gate also
-// when the request that meets it does not retry, and that its error says
-// how long to wait.
+// when the request that meets it does not retry, and that its error gives
+// the wait.
 func TestThrottleGateShutWithoutRetry(t *testing.T) {
 	throttle := reply(429, `{"error":{"code":"TooManyRequests","message":"slow down","target":"t"}}`, "Retry-After: 30")
 	for _, tc := range []struct {

@@ -177,11 +177,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		// retryablehttp returns without consulting CheckRetry when the
 		// context ends during its own timer or when a body cannot be
 		// rewound.
-		e := c.fail(c.stopReason(reasonRequest, err), err)
-		if c.body.failed() != nil {
-			e.transient = false
-		}
-		return c.finish(nil, e)
+		return c.finish(nil, c.fail(c.stopReason(reasonRequest, err), err))
 	}
 	// The response belongs to the caller's request, not to the copy.
 	resp.Request = req
@@ -304,7 +300,6 @@ func (c *call) decide(v verdict, err error) bool {
 		// The caller's body failed, not the network: sending it again
 		// would fail the same way.
 		c.final = c.newError(c.stopReason(reasonRequest, err), bodyErr)
-		c.final.transient = false
 		return false
 	}
 	if c.Context.Err() != nil {

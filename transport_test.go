@@ -662,8 +662,8 @@ func TestCloseIdleConnectionsForwarded(t *testing.T) {
 type roundTripOnly struct{ http.RoundTripper }
 
 func TestRedirectClosesNextBody(t *testing.T) {
-	// For a 307 the inner client opens the body of the next hop before it
-	// is told not to follow.
+	// For a 307 the inner client opens the body of the next hop before
+	// CheckRedirect stops it.
 	srv := newScriptServer(t, reply(http.StatusTemporaryRedirect, "", "Location: /elsewhere"))
 	var opened []*closeCounter
 	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/api/machines/m1/isolate", strings.NewReader("{}"))
@@ -1049,7 +1049,7 @@ func (h headerWriter) RoundTrip(req *http.Request) (*http.Response, error) {
 	return h.RoundTripper.RoundTrip(req)
 }
 
-// TestBaseGetsRequestHeader checks that the base transport sees each
+// TestBaseGetsRequestHeader checks that the base transport gets each
 // request's own header, not the empty map that the inner http.Client
 // gets, so that a base that writes into the header touches no other
 // request.
